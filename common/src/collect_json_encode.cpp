@@ -1,0 +1,1 @@
+#include "tally/common/collect_json.h"
