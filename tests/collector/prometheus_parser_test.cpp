@@ -1,0 +1,183 @@
+#include "tally/collector/prometheus_parser.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+using tally::Cumulative;
+using tally::Histogram;
+using tally::Sample;
+using tally::Timestamp;
+using tally::collector::PrometheusParser;
+using tally::collector::PrometheusSource;
+using tally::collector::sanitize_prometheus_name;
+
+namespace {
+
+const Timestamp kScrape = *tally::parse_rfc3339("2026-11-22T10:00:00Z");
+const tally::Uuid kProducer = *tally::Uuid::parse("0b9d6f3e-4f0c-4a55-9d5b-2a8f4e2f8c11");
+
+std::string fixture(const std::string& name) {
+  std::ifstream in(std::string(TALLY_FIXTURES_DIR) + "/prometheus/" + name);
+  REQUIRE_MESSAGE(in, "missing fixture " << name);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+PrometheusParser parser() { return PrometheusParser(PrometheusSource{"node", kProducer, "127.0.0.1:9100"}); }
+
+std::string field(const Sample& s, const std::string& name) {
+  for (const auto* fields : {&s.target.fields, &s.metric.fields}) {
+    for (const auto& f : *fields) {
+      if (f.name == name) return tally::format_field_value(f.value);
+    }
+  }
+  return "<none>";
+}
+
+const Sample& find(const std::vector<Sample>& samples, const std::string& metric,
+                   const std::string& field_name = "", const std::string& value = "") {
+  for (const Sample& s : samples) {
+    if (s.metric.name == metric && (field_name.empty() || field(s, field_name) == value)) return s;
+  }
+  FAIL("no sample " << metric << " " << field_name << "=" << value);
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+TEST_CASE("names are lowercased and invalid characters become underscores") {
+  CHECK(sanitize_prometheus_name("http_requests_total") == "http_requests_total");
+  CHECK(sanitize_prometheus_name("job:up:sum") == "job_up_sum");
+  CHECK(sanitize_prometheus_name("Foo__Bar_") == "foo_bar");
+  CHECK(sanitize_prometheus_name("__name") == "name");
+  CHECK(sanitize_prometheus_name("_9lives") == "m_9lives");
+  CHECK(sanitize_prometheus_name("::") == "");
+}
+
+TEST_CASE("every text-format feature maps as DESIGN.md 3.2 says") {
+  auto p = parser();
+  auto r = p.parse(fixture("every_feature.prom"), kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  const auto& samples = *r;
+  // 2 counters + 1 gauge + 1 untyped + 1 weird + 2 temperature + 1 histogram + 3 quantiles +
+  // sum + count + 1 clash.
+  CHECK(samples.size() == 14);
+
+  const Sample& post200 = find(samples, "http_requests_total", "code", "200");
+  CHECK(post200.target.name == "node");
+  CHECK(field(post200, "producer_id") == kProducer.to_string());
+  CHECK(field(post200, "instance") == "127.0.0.1:9100");
+  CHECK(field(post200, "method") == "post");
+  CHECK(post200.timestamp == Timestamp(std::chrono::milliseconds(1395066363000)));
+  const auto& counter = std::get<Cumulative<double>>(post200.datum);
+  CHECK(counter.value == 1027);
+  CHECK(counter.start_time == kScrape);  // no _created: first seen now
+
+  const Sample& msdos = find(samples, "msdos_file_access_time_seconds");
+  CHECK(field(msdos, "path") == "C:\\DIR\\FILE.TXT");
+  CHECK(field(msdos, "error") == "Cannot find file:\n\"FILE.TXT\"");
+  CHECK(std::get<double>(msdos.datum) == 1.458255915e9);
+
+  CHECK(std::get<double>(find(samples, "metric_without_timestamp_and_labels").datum) == 12.47);
+  const Sample& weird = find(samples, "something_weird");
+  CHECK(std::isinf(std::get<double>(weird.datum)));
+  CHECK(weird.timestamp == Timestamp(std::chrono::milliseconds(-3982045)));
+  CHECK(std::isnan(std::get<double>(find(samples, "temperature", "sensor", "a").datum)));
+  CHECK(std::get<double>(find(samples, "temperature", "sensor", "b").datum) == -INFINITY);
+
+  const auto& h = std::get<Histogram<double>>(find(samples, "http_request_duration_seconds").datum);
+  REQUIRE(h.bins.size() == 6);
+  CHECK_FALSE(h.bins[0].lower.has_value());
+  CHECK(h.bins[0].count == 24054);
+  CHECK(*h.bins[1].lower == 0.05);
+  CHECK(h.bins[1].count == 33444 - 24054);
+  CHECK(*h.bins[5].lower == 1);
+  CHECK(h.bins[5].count == 144320 - 133988);
+  CHECK(h.n_samples == 144320);
+  CHECK(h.sum_of_samples == 53423);
+  CHECK(std::isnan(h.min));
+
+  CHECK(std::get<double>(find(samples, "rpc_duration_seconds", "quantile", "0.99").datum) == 76656);
+  CHECK(std::get<Cumulative<double>>(find(samples, "rpc_duration_seconds_sum").datum).value ==
+        1.7560473e+07);
+  CHECK(std::get<Cumulative<double>>(find(samples, "rpc_duration_seconds_count").datum).value == 2693);
+
+  const Sample& clash = find(samples, "job_up_sum");
+  CHECK(field(clash, "exported_instance") == "10.0.0.1:9100");
+  CHECK(field(clash, "instance") == "127.0.0.1:9100");
+}
+
+TEST_CASE("OpenMetrics: _total, _created, exemplars and # EOF") {
+  auto p = parser();
+  auto r = p.parse(fixture("openmetrics.txt"), kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  const Timestamp created = Timestamp(std::chrono::seconds(1605281325));
+  const auto& requests = std::get<Cumulative<double>>(find(*r, "process_requests").datum);
+  CHECK(requests.value == 12);
+  CHECK(requests.start_time == created);
+  CHECK(find(*r, "process_requests").timestamp == Timestamp(std::chrono::milliseconds(1605301325250)));
+  const auto& sum = std::get<Cumulative<double>>(find(*r, "acme_http_router_request_seconds_sum").datum);
+  CHECK(sum.value == 9036.32);
+  CHECK(sum.start_time == created);
+  const auto& h = std::get<Histogram<double>>(find(*r, "latency").datum);
+  REQUIRE(h.bins.size() == 2);
+  CHECK(h.bins[0].count == 1);
+  CHECK(h.bins[1].count == 2);
+  CHECK(h.start_time == created);
+}
+
+TEST_CASE("a counter keeps its first-seen start time and restarts after a reset") {
+  auto p = parser();
+  const Timestamp later = kScrape + std::chrono::seconds(10);
+  const Timestamp latest = kScrape + std::chrono::seconds(20);
+  auto start_of = [](const tally::Result<std::vector<Sample>>& r) {
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    return std::get<Cumulative<double>>(r->at(0).datum).start_time;
+  };
+  const std::string head = "# TYPE c counter\n";
+  CHECK(start_of(p.parse(head + "c 5\n", kScrape)) == kScrape);
+  CHECK(start_of(p.parse(head + "c 9\n", later)) == kScrape);
+  CHECK(start_of(p.parse(head + "c 2\n", latest)) == latest);
+}
+
+TEST_CASE("malformed exposition is rejected whole, naming the line") {
+  struct Case {
+    const char* text;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"ok 1\nbad{a=\"x\" 1\n", "line 2: "},
+      {"m{a=x} 1\n", "line 1: expected '\"' to open the value of 'a'"},
+      {"m{a=\"x\\q\"} 1\n", "line 1: bad escape"},
+      {"m{a=\"x\",a=\"y\"} 1\n", "line 1: label 'a' given twice"},
+      {"m\n", "line 1: expected a value after 'm'"},
+      {"m one\n", "line 1: 'one' is not a number"},
+      {"m 1 soon\n", "line 1: 'soon' is not a timestamp"},
+      {"m 1 2 3\n", "line 1: unexpected text after the timestamp"},
+      {"1m 1\n", "line 1: expected a metric name"},
+      {"# TYPE m kounter\nm 1\n", "line 1: unknown type 'kounter'"},
+      {"# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\n", "bucket counts decrease"},
+      {"# TYPE h histogram\nh_bucket 5\n", "line 2: bucket of 'h' without an le label"},
+      {"m{a=\"unterminated} 1\n", "line 1: unterminated value of label 'a'"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    auto p = parser();
+    auto r = p.parse(c.text, kScrape);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == "decode");
+    CHECK_MESSAGE(r.error().find(c.message) != std::string::npos, r.error());
+  }
+}
+
+TEST_CASE("more samples than allowed is too_many_samples") {
+  auto p = parser();
+  auto r = p.parse("a 1\nb 2\nc 3\n", kScrape, 2);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "too_many_samples");
+  CHECK(p.parse("a 1\nb 2\n", kScrape, 2).ok());
+}
