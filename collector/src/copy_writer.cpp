@@ -1,0 +1,147 @@
+#include "tally/collector/copy_writer.h"
+
+#include <array>
+
+#include "copy_format.h"
+#include "tally/common/timeseries_key.h"
+#include "tally/schema/transaction.h"
+
+namespace tally::collector {
+namespace {
+
+using schema::MeasurementTable;
+
+// Serialises partition creation across writers and processes: "tallyPAR" in ASCII. Held for
+// the short DDL transaction only.
+constexpr std::string_view kPartitionLockKey = "8386103194288144722";
+
+Status failed(pg::Connection& conn, Status s) {
+  if (conn.broken() && s.code() != "connection") return Status::error(s.message(), "connection");
+  return s;
+}
+
+// The batch turned into COPY buffers, with what it needs that the caches do not know.
+struct PreparedBatch {
+  std::array<std::string, schema::kMeasurementTableCount> rows;
+  std::string series_rows;
+  std::vector<int64_t> new_series;
+  std::set<std::pair<MeasurementTable, schema::Day>> partitions;
+};
+
+}  // namespace
+
+Result<WriteStats> CopyWriter::write(pg::Connection& conn, std::span<const Sample> batch) {
+  WriteStats stats;
+  PreparedBatch prepared;
+  std::unordered_set<int64_t> new_in_batch;
+  for (const Sample& s : batch) {
+    if (Status st = check_storable(s); !st.ok()) {
+      if (stats.samples_rejected++ == 0) {
+        stats.first_rejection = "timeseries '" + s.timeseries_name() + "': " + st.message();
+      }
+      continue;
+    }
+    const int64_t key = timeseries_key(s);
+    const MeasurementTable table = schema::measurement_table(datum_type(s.datum));
+    append_measurement_row(prepared.rows[static_cast<int>(table)], key, s);
+    ++stats.samples_written;
+    if (!known_series_.contains(key) && new_in_batch.insert(key).second) {
+      append_series_row(prepared.series_rows, key, s);
+      prepared.new_series.push_back(key);
+    }
+    const Partition partition{table, schema::day_of(s.timestamp)};
+    if (!known_partitions_.contains(partition)) prepared.partitions.insert(partition);
+  }
+  if (stats.samples_written == 0) return stats;
+
+  if (Status s = create_partitions(conn, prepared.partitions); !s.ok()) return failed(conn, s);
+
+  auto tx = schema::Transaction::begin(conn);
+  if (!tx.ok()) return failed(conn, tx.status());
+  Status status;
+  if (!prepared.series_rows.empty()) {
+    auto created = insert_series(conn, prepared.series_rows);
+    if (created.ok()) {
+      stats.series_created = *created;
+    } else {
+      status = created.status();
+    }
+  }
+  for (int t = 0; t < schema::kMeasurementTableCount && status.ok(); ++t) {
+    const std::string& rows = prepared.rows[t];
+    if (rows.empty()) continue;
+    const auto table = static_cast<MeasurementTable>(t);
+    status = conn.copy_in("COPY " + schema::table_name(table) + " (" +
+                              std::string(schema::table_columns(table)) + ") FROM STDIN",
+                          rows)
+                 .with_context("writing " + schema::table_name(table));
+  }
+  if (status.ok()) status = tx->commit();
+  if (!status.ok()) {
+    tx->rollback();
+    // A partition may have been dropped behind the cache (retention): check them all again.
+    known_partitions_.clear();
+    return failed(conn, status);
+  }
+  known_series_.insert(prepared.new_series.begin(), prepared.new_series.end());
+  return stats;
+}
+
+Result<std::size_t> CopyWriter::insert_series(pg::Connection& conn,
+                                              const std::string& series_rows) {
+  // The staging table lives as long as the session and empties itself at every commit. IF NOT
+  // EXISTS prints a notice each time; keep stderr for real events.
+  auto staged = conn.exec(
+      "SET LOCAL client_min_messages = warning;"
+      "CREATE TEMP TABLE IF NOT EXISTS tally_new_series (timeseries_key bigint, "
+      "timeseries_name text, version int, fields jsonb) ON COMMIT DELETE ROWS");
+  if (!staged.ok()) return staged.status().with_context("creating the series staging table");
+  Status copied = conn.copy_in(
+      "COPY pg_temp.tally_new_series (timeseries_key, timeseries_name, version, fields) "
+      "FROM STDIN",
+      series_rows);
+  if (!copied.ok()) return copied.with_context("staging new series");
+  // Key order: two writers inserting overlapping new series lock the rows in the same order,
+  // so neither can wait on the other in a cycle.
+  auto inserted = conn.exec(
+      "INSERT INTO tally.timeseries (timeseries_key, timeseries_name, version, fields) "
+      "SELECT timeseries_key, timeseries_name, version, fields FROM pg_temp.tally_new_series "
+      "ORDER BY timeseries_key ON CONFLICT (timeseries_key) DO NOTHING");
+  if (!inserted.ok()) return inserted.status().with_context("inserting into tally.timeseries");
+  return static_cast<std::size_t>(inserted->affected());
+}
+
+Status CopyWriter::ensure_partitions(pg::Connection& conn, schema::Day day) {
+  std::set<Partition> partitions;
+  for (int t = 0; t < schema::kMeasurementTableCount; ++t) {
+    const Partition partition{static_cast<MeasurementTable>(t), day};
+    if (!known_partitions_.contains(partition)) partitions.insert(partition);
+  }
+  return failed(conn, create_partitions(conn, partitions));
+}
+
+Status CopyWriter::create_partitions(pg::Connection& conn, const std::set<Partition>& partitions) {
+  if (partitions.empty()) return {};
+  // The advisory lock makes a concurrent creator of the same partition finish first; our
+  // IF NOT EXISTS then sees its table instead of failing on a duplicate catalog entry.
+  std::string sql = "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(" +
+                    std::string(kPartitionLockKey) + ")";
+  for (const auto& [table, day] : partitions) {
+    sql += ";\n";
+    sql += schema::partition_ddl(table, day);
+  }
+  auto tx = schema::Transaction::begin(conn);
+  if (!tx.ok()) return tx.status().with_context("creating partitions");
+  auto created = conn.exec(sql);
+  Status status = created.ok() ? tx->commit() : created.status();
+  if (!status.ok()) return status.with_context("creating partitions");
+  known_partitions_.insert(partitions.begin(), partitions.end());
+  return {};
+}
+
+void CopyWriter::clear_caches() {
+  known_series_.clear();
+  known_partitions_.clear();
+}
+
+}  // namespace tally::collector
