@@ -9,8 +9,10 @@
 -- the producer role may renew and delete only the producers it registered.
 ALTER TABLE tally.producers ADD COLUMN registered_by text;
 
--- The lease GC deletes by expiry time.
+-- The lease GC deletes by expiry time; a collector reads its assignments page by page in id
+-- order.
 CREATE INDEX producers_lease_expires_at_idx ON tally.producers (lease_expires_at);
+CREATE INDEX producers_collector_id_id_idx ON tally.producers (collector_id, id);
 
 -- How many producers are assigned to each collector, kept exact by the triggers below, so that
 -- choosing the least-loaded collector reads a handful of collector rows instead of counting
