@@ -1,0 +1,149 @@
+// The collector's sink (DESIGN.md §5 "Sink"): takes checked samples from the collection threads
+// and stores them in Postgres, in batches, through one writer thread — without losing any while
+// Postgres is away. docs/sink.md describes the behaviour under faults in full.
+//
+//   auto sink = Sink::open(options, make_copy_batch_writer(factory)).value();
+//   sink->start();
+//   sink->push(std::move(checked.accepted));   // any thread, never blocks on I/O
+//   …
+//   sink->stop();                              // SIGTERM: flush (or spool), then join
+//
+// - push() appends to a bounded in-memory queue (max_queue_samples); what does not fit is dropped
+//   and counted (dropped_queue_full).
+// - The writer takes everything pending, up to batch_size samples, into one write (group commit)
+//   as soon as batch_size samples are queued or the oldest queued sample has waited batch_interval.
+// - When a write fails because Postgres is unreachable, the batch goes back to the front of the
+//   queue and the writer retries with a capped exponential backoff. Meanwhile (and while the spool
+//   is being replayed) it moves the oldest queued samples, a batch at a time, to the on-disk spool
+//   until no more than spool_above_samples remain in memory. When Postgres answers again the spool
+//   is replayed oldest first (a file is deleted only after its batch committed), then the queue.
+// - Samples are dropped only when the spool is at its max_bytes (dropped_spool_full), when the
+//   queue is full (dropped_queue_full), when spooling fails during stop() (dropped_spool_error) or
+//   when pushed after stop() (dropped_stopped). Every drop is counted.
+// - A batch Postgres refuses for its data (SQLSTATE class 22 or 23) is split in halves that are
+//   written alone, down to single samples; a single sample it refuses is counted
+//   (rejected_database) and logged. Samples CopyWriter finds unstorable are counted
+//   (rejected_unstorable).
+// - At most one batch may be stored twice: the one whose COMMIT outcome was lost with the
+//   connection, or the spool file whose batch committed just before the process was killed.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "tally/collector/copy_writer.h"
+#include "tally/collector/deps.h"
+#include "tally/collector/spool.h"
+#include "tally/common/result.h"
+#include "tally/common/sample.h"
+
+namespace tally::collector {
+
+// Writes one batch to Postgres. Used by the sink's writer thread only.
+class BatchWriter {
+ public:
+  virtual ~BatchWriter() = default;
+  // CopyWriter::write semantics: all of the batch or nothing. Code "connection" when Postgres
+  // cannot be reached or the connection broke; "sqlstate_XXXXX" when the server refused.
+  virtual Result<WriteStats> write(std::span<const Sample> batch) = 0;
+};
+
+// CopyWriter on a connection from `factory`, opened at the first write and again after the
+// connection broke (a failed open is a "connection" error).
+std::unique_ptr<BatchWriter> make_copy_batch_writer(ConnectionFactory factory);
+
+struct SinkOptions {
+  std::size_t batch_size = 5000;                                       // database.batch_size
+  std::chrono::microseconds batch_interval = std::chrono::seconds(1);  // database.batch_interval
+  std::size_t max_queue_samples = 1'000'000;                           // database.max_queue_samples
+  // While Postgres is unreachable or the spool is being replayed, queued samples above this many
+  // are spooled (oldest first, batch_size at a time). 0 means max_queue_samples / 2.
+  std::size_t spool_above_samples = 0;
+  SpoolOptions spool;  // dir "<state_dir>/spool", max_bytes = database.spool_max_bytes
+  // Reconnect backoff: doubles from min to max after each failure, reset by a successful write.
+  // The same backoff delays the next spool attempt after a spool write error.
+  std::chrono::milliseconds min_backoff{100};
+  std::chrono::milliseconds max_backoff{10'000};
+};
+
+// Insert latency (one observation per successful write), Prometheus-style buckets kept minimal:
+// counts[i] holds observations ≤ kBounds[i] and > kBounds[i-1]; the last count is above them all.
+struct LatencyHistogram {
+  static constexpr std::array<double, 12> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1,    2.5,   10};
+  std::array<uint64_t, kBounds.size() + 1> counts{};
+  uint64_t count = 0;
+  double sum_seconds = 0;
+};
+
+// A snapshot of the sink's counters (each read atomically, not all at one instant). With no spool
+// left from an earlier run, whenever the writer is between two steps (always after stop()):
+//   samples_queued == samples_stored + rejected_* + dropped_spool_full + dropped_spool_error
+//                     + queue_depth + in_flight + (samples_spooled - samples_replayed)
+// where the last term is what the spool holds (including files later found corrupt).
+struct SinkStats {
+  uint64_t samples_queued = 0;    // accepted by push()
+  uint64_t samples_stored = 0;    // rows written to Postgres, from the queue or the spool
+  uint64_t samples_spooled = 0;   // written to spool files
+  uint64_t samples_replayed = 0;  // read back out of spool files (then stored or rejected)
+  uint64_t dropped_queue_full = 0;
+  uint64_t dropped_spool_full = 0;
+  uint64_t dropped_spool_error = 0;
+  uint64_t dropped_stopped = 0;
+  uint64_t rejected_unstorable = 0;
+  uint64_t rejected_database = 0;
+  uint64_t batches_written = 0;
+  uint64_t write_failures = 0;
+  uint64_t spool_corrupt_files = 0;
+  uint64_t queue_depth = 0;  // samples in memory, not counting in_flight
+  uint64_t in_flight = 0;    // samples the writer holds right now (being written or spooled)
+  uint64_t spool_bytes = 0;
+  uint64_t spool_files = 0;
+  bool database_up = true;  // false from a failed write (or connect) until the next success
+  LatencyHistogram insert_latency;
+};
+
+class Sink {
+ public:
+  // Opens the spool (batches an earlier run left there are replayed first). Code "spool_io" when
+  // the spool directory cannot be created or read. `clock` must outlive the sink.
+  static Result<std::unique_ptr<Sink>> open(SinkOptions options,
+                                            std::unique_ptr<BatchWriter> writer,
+                                            const Clock& clock = steady_clock());
+  ~Sink();  // stop()
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  // Starts the writer thread. Without it nothing is written until run_once() is called.
+  void start();
+
+  // Thread-safe; takes a short lock and never waits for I/O. Queues as many samples as fit
+  // (in order) and returns how many; the rest are dropped and counted.
+  std::size_t push(std::vector<Sample> samples);
+
+  // Flushes and joins: queued samples are written if Postgres is up and the spool is empty, else
+  // spooled; the spool itself is left for the next start. Waits for a write in progress. Without
+  // start(), the flush runs on the calling thread. Idempotent; later pushes are dropped.
+  void stop();
+
+  SinkStats stats() const;
+
+  // One unit of the writer's work that is due at clock.now(): write, spool or replay one batch.
+  // Returns false when nothing is due. The writer thread loops on this; tests drive it directly
+  // with a fake clock instead of calling start(). Not to be mixed with start().
+  bool run_once();
+  // When run_once() next has work if nothing is pushed meanwhile (time_point::max() for never).
+  Clock::time_point next_due() const;
+
+ private:
+  class Impl;
+  explicit Sink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tally::collector

@@ -1,0 +1,541 @@
+#include "tally/collector/sink.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "tally/common/log.h"
+
+namespace tally::collector {
+namespace {
+
+using std::chrono::duration_cast;
+
+class CopyBatchWriter final : public BatchWriter {
+ public:
+  explicit CopyBatchWriter(ConnectionFactory factory) : factory_(std::move(factory)) {}
+
+  Result<WriteStats> write(std::span<const Sample> batch) override {
+    if (!conn_) {
+      auto opened = factory_();
+      if (!opened.ok()) {
+        return Status::error(opened.error(), "connection");  // whatever the factory said
+      }
+      conn_ = std::move(opened).value();
+    }
+    auto written = writer_.write(*conn_, batch);
+    if (!written.ok() && (written.status().code() == "connection" || conn_->broken())) {
+      conn_.reset();
+    }
+    return written;
+  }
+
+ private:
+  ConnectionFactory factory_;
+  std::unique_ptr<pg::Connection> conn_;
+  CopyWriter writer_;
+};
+
+// Errors about the data itself: retrying the same batch can only fail the same way, so it is
+// split to find the samples Postgres refuses. Everything else (connection, disk full on the
+// server, missing tables, lock timeouts) is treated as "Postgres unavailable": retry later.
+bool is_data_error(const Status& s) {
+  return s.code().starts_with("sqlstate_22") || s.code().starts_with("sqlstate_23");
+}
+
+struct Chunk {
+  std::vector<Sample> samples;
+  std::size_t offset = 0;  // samples before it were taken already
+  Clock::time_point arrived;
+  bool isolated = false;  // to be written alone (a half of a refused batch)
+  std::size_t size() const { return samples.size() - offset; }
+};
+
+struct Batch {
+  std::vector<Sample> samples;
+  Clock::time_point arrived;  // the oldest sample's arrival
+  bool isolated = false;
+};
+
+struct AtomicHistogram {
+  std::array<std::atomic<uint64_t>, LatencyHistogram::kBounds.size() + 1> counts{};
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_ns{0};
+
+  void observe(Clock::duration d) {
+    const double seconds = std::chrono::duration<double>(d).count();
+    std::size_t i = 0;
+    while (i < LatencyHistogram::kBounds.size() && seconds > LatencyHistogram::kBounds[i]) ++i;
+    counts[i].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+    sum_ns.fetch_add(static_cast<uint64_t>(duration_cast<std::chrono::nanoseconds>(d).count()),
+                     std::memory_order_relaxed);
+  }
+};
+
+struct Counters {
+  std::atomic<uint64_t> queued{0}, stored{0}, spooled{0}, replayed{0};
+  std::atomic<uint64_t> dropped_queue_full{0}, dropped_spool_full{0}, dropped_spool_error{0},
+      dropped_stopped{0};
+  std::atomic<uint64_t> rejected_unstorable{0}, rejected_database{0};
+  std::atomic<uint64_t> batches{0}, write_failures{0};
+  AtomicHistogram latency;
+};
+
+void add(std::atomic<uint64_t>& counter, uint64_t n) {
+  counter.fetch_add(n, std::memory_order_relaxed);
+}
+
+std::string str(uint64_t n) { return std::to_string(n); }
+
+}  // namespace
+
+class Sink::Impl {
+ public:
+  Impl(SinkOptions options, std::unique_ptr<BatchWriter> writer, std::unique_ptr<Spool> spool,
+       const Clock& clock)
+      : options_(std::move(options)),
+        writer_(std::move(writer)),
+        spool_(std::move(spool)),
+        clock_(clock) {
+    options_.batch_size = std::max<std::size_t>(options_.batch_size, 1);
+    if (options_.spool_above_samples == 0 ||
+        options_.spool_above_samples >= options_.max_queue_samples) {
+      options_.spool_above_samples = options_.max_queue_samples / 2;
+    }
+  }
+
+  ~Impl() { stop(); }
+
+  void start() {
+    std::lock_guard lock(mu_);
+    if (thread_.joinable() || stopping_) return;
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  std::size_t push(std::vector<Sample> samples) {
+    if (samples.empty()) return 0;
+    const auto now = clock_.now();
+    std::unique_lock lock(mu_);
+    if (stopped_) {
+      add(counters_.dropped_stopped, samples.size());
+      return 0;
+    }
+    const std::size_t room =
+        depth_ < options_.max_queue_samples ? options_.max_queue_samples - depth_ : 0;
+    if (samples.size() > room) {
+      const std::size_t dropped = samples.size() - room;
+      samples.erase(samples.begin() + static_cast<std::ptrdiff_t>(room), samples.end());
+      add(counters_.dropped_queue_full, dropped);
+      // One line per episode, not per push: a full queue can last.
+      if (!queue_full_logged_) {
+        queue_full_logged_ = true;
+        log_warn("sink_queue_full", {{"dropped", str(dropped)},
+                                     {"max_queue_samples", str(options_.max_queue_samples)}});
+      }
+      if (samples.empty()) return 0;
+    } else {
+      queue_full_logged_ = false;
+    }
+    const std::size_t n = samples.size();
+    const bool was_empty = depth_ == 0;
+    queue_.push_back(Chunk{std::move(samples), 0, now, false});
+    depth_ += n;
+    add(counters_.queued, n);
+    if (waiting_ &&
+        (was_empty || depth_ >= options_.batch_size || depth_ > options_.spool_above_samples)) {
+      cv_.notify_one();
+    }
+    return n;
+  }
+
+  void stop() {
+    std::lock_guard stop_lock(stop_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+      thread_.join();  // the thread sets stopped_ as it leaves
+    } else {
+      while (true) {
+        while (run_once()) {
+        }
+        std::lock_guard lock(mu_);
+        if (depth_ == 0) {
+          stopped_ = true;
+          break;
+        }
+      }
+    }
+    const SinkStats s = stats();
+    log_info("sink_stopped", {{"stored", str(s.samples_stored)},
+                              {"spooled", str(s.samples_spooled)},
+                              {"spool_files", str(s.spool_files)},
+                              {"dropped_queue_full", str(s.dropped_queue_full)},
+                              {"dropped_spool_full", str(s.dropped_spool_full)}});
+  }
+
+  SinkStats stats() const {
+    SinkStats s;
+    s.samples_queued = counters_.queued.load();
+    s.samples_stored = counters_.stored.load();
+    s.samples_spooled = counters_.spooled.load();
+    s.samples_replayed = counters_.replayed.load();
+    s.dropped_queue_full = counters_.dropped_queue_full.load();
+    s.dropped_spool_full = counters_.dropped_spool_full.load();
+    s.dropped_spool_error = counters_.dropped_spool_error.load();
+    s.dropped_stopped = counters_.dropped_stopped.load();
+    s.rejected_unstorable = counters_.rejected_unstorable.load();
+    s.rejected_database = counters_.rejected_database.load();
+    s.batches_written = counters_.batches.load();
+    s.write_failures = counters_.write_failures.load();
+    s.spool_corrupt_files = spool_->corrupt_files();
+    s.spool_bytes = spool_->bytes();
+    s.spool_files = spool_->files();
+    {
+      std::lock_guard lock(mu_);
+      s.queue_depth = depth_;
+      s.in_flight = in_flight_;
+      s.database_up = up_;
+    }
+    for (std::size_t i = 0; i < s.insert_latency.counts.size(); ++i) {
+      s.insert_latency.counts[i] = counters_.latency.counts[i].load();
+    }
+    s.insert_latency.count = counters_.latency.count.load();
+    s.insert_latency.sum_seconds = static_cast<double>(counters_.latency.sum_ns.load()) / 1e9;
+    return s;
+  }
+
+  bool run_once() {
+    std::unique_lock lock(mu_);
+    const auto now = clock_.now();
+    const bool spool_pending = !spool_->empty();
+    const bool pg_unusable = !up_ || spool_pending;  // the queue cannot go to Postgres now
+    // At stop, anything that cannot be written at once goes to disk: SIGTERM should not wait
+    // for reconnects, and samples written behind a non-empty spool would overtake it.
+    const bool spool_all = stopping_ && pg_unusable;
+    const bool spool_excess =
+        pg_unusable && depth_ > options_.spool_above_samples && now >= spool_retry_at_;
+    if (depth_ > 0 && (spool_all || spool_excess)) {
+      Batch batch = take(options_.batch_size);
+      lock.unlock();
+      spool(std::move(batch));
+      return true;
+    }
+    if (!up_ && now < retry_at_) return false;
+    if (spool_pending) {
+      if (stopping_) return false;  // left for the next start
+      lock.unlock();
+      replay_one();
+      return true;
+    }
+    if (depth_ == 0) return false;
+    if (!stopping_ && !ready(now)) return false;
+    Batch batch = take(options_.batch_size);
+    lock.unlock();
+    write(std::move(batch));
+    return true;
+  }
+
+  Clock::time_point next_due() const {
+    std::lock_guard lock(mu_);
+    return next_due_locked(clock_.now());
+  }
+
+ private:
+  // mu_ held.
+  bool ready(Clock::time_point now) const {
+    if (depth_ == 0) return false;
+    return depth_ >= options_.batch_size || queue_.front().isolated ||
+           now >= queue_.front().arrived + options_.batch_interval;
+  }
+
+  // mu_ held.
+  Clock::time_point next_due_locked(Clock::time_point now) const {
+    auto due = Clock::time_point::max();
+    if (stopping_ && depth_ > 0) return now;
+    const bool spool_pending = !spool_->empty();
+    if ((!up_ || spool_pending) && depth_ > options_.spool_above_samples) {
+      due = std::min(due, std::max(now, spool_retry_at_));
+    }
+    if (spool_pending || depth_ > 0) {
+      if (!up_ && now < retry_at_) {
+        due = std::min(due, retry_at_);
+      } else if (spool_pending) {
+        due = now;
+      } else if (ready(now)) {
+        due = now;
+      } else {
+        due = std::min(
+            due, queue_.front().arrived + duration_cast<Clock::duration>(options_.batch_interval));
+      }
+    }
+    return due;
+  }
+
+  // Takes up to `max` samples from the front of the queue into one batch (group commit): whole
+  // chunks are moved, not copied; an isolated chunk is always a batch of its own. mu_ held.
+  Batch take(std::size_t max) {
+    Batch batch;
+    batch.arrived = queue_.front().arrived;
+    if (queue_.front().isolated) {
+      Chunk& c = queue_.front();
+      batch.isolated = true;
+      batch.samples = std::move(c.samples);
+      queue_.pop_front();
+    }
+    while (!batch.isolated && batch.samples.size() < max && !queue_.empty() &&
+           !queue_.front().isolated) {
+      Chunk& c = queue_.front();
+      const std::size_t want = max - batch.samples.size();
+      if (batch.samples.empty() && c.offset == 0 && c.size() <= want) {
+        batch.samples = std::move(c.samples);
+        queue_.pop_front();
+        continue;
+      }
+      const std::size_t n = std::min(want, c.size());
+      auto first = c.samples.begin() + static_cast<std::ptrdiff_t>(c.offset);
+      batch.samples.insert(batch.samples.end(), std::make_move_iterator(first),
+                           std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
+      c.offset += n;
+      if (c.size() == 0) queue_.pop_front();
+    }
+    depth_ -= batch.samples.size();
+    in_flight_ = batch.samples.size();
+    return batch;
+  }
+
+  // Puts samples back at the front of the queue (they are older than everything queued). mu_ held.
+  void put_back(std::vector<Sample> samples, Clock::time_point arrived, bool isolated) {
+    depth_ += samples.size();
+    queue_.push_front(Chunk{std::move(samples), 0, arrived, isolated});
+  }
+
+  // A batch Postgres refused for its data: its halves go back to be written alone, and a single
+  // sample is rejected. mu_ held.
+  void split_refused(std::vector<Sample> samples, Clock::time_point arrived, const Status& error) {
+    if (samples.size() == 1) {
+      add(counters_.rejected_database, 1);
+      log_warn("sample_refused", {{"timeseries", samples[0].timeseries_name()},
+                                  {"timestamp", format_rfc3339(samples[0].timestamp)},
+                                  {"error", error.message()}});
+      return;
+    }
+    const auto middle = samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2);
+    std::vector<Sample> second(std::make_move_iterator(middle),
+                               std::make_move_iterator(samples.end()));
+    samples.erase(middle, samples.end());
+    put_back(std::move(second), arrived, true);
+    put_back(std::move(samples), arrived, true);
+  }
+
+  // Postgres did not take a write: back off before the next attempt. mu_ held.
+  void mark_down(Clock::time_point now, const Status& error) {
+    backoff_ =
+        backoff_.count() == 0 ? options_.min_backoff : std::min(backoff_ * 2, options_.max_backoff);
+    retry_at_ = now + backoff_;
+    if (up_) {
+      log_warn("database_unavailable", {{"error", error.message()},
+                                        {"queue_depth", str(depth_)},
+                                        {"retry_in", format_duration(backoff_)}});
+    } else {
+      log_debug("database_retry_failed",
+                {{"error", error.message()}, {"retry_in", format_duration(backoff_)}});
+    }
+    up_ = false;
+  }
+
+  // mu_ held.
+  void mark_up() {
+    if (!up_) log_info("database_available", {{"spool_files", str(spool_->files())}});
+    up_ = true;
+    backoff_ = std::chrono::milliseconds(0);
+  }
+
+  // Counts a successful write. Not under mu_.
+  void count_written(const WriteStats& written, Clock::duration took) {
+    add(counters_.stored, written.samples_written);
+    add(counters_.batches, 1);
+    counters_.latency.observe(took);
+    if (written.samples_rejected > 0) {
+      add(counters_.rejected_unstorable, written.samples_rejected);
+      log_warn("samples_unstorable",
+               {{"count", str(written.samples_rejected)}, {"first", written.first_rejection}});
+    }
+  }
+
+  void write(Batch batch) {
+    const auto start = clock_.now();
+    auto written = writer_->write(batch.samples);
+    const auto end = clock_.now();
+    if (written.ok()) count_written(*written, end - start);
+    std::lock_guard lock(mu_);
+    in_flight_ = 0;
+    if (written.ok()) {
+      mark_up();
+      return;
+    }
+    add(counters_.write_failures, 1);
+    if (is_data_error(written.status())) {
+      split_refused(std::move(batch.samples), batch.arrived, written.status());
+      return;
+    }
+    put_back(std::move(batch.samples), batch.arrived, batch.isolated);
+    mark_down(end, written.status());
+  }
+
+  void replay_one() {
+    auto read = spool_->read_oldest();
+    const auto start = clock_.now();
+    if (!read.ok()) {
+      std::lock_guard lock(mu_);
+      mark_down(start, read.status());
+      return;
+    }
+    if (!read->has_value()) return;  // every file left was corrupt (and set aside)
+    SpoolBatch& batch = **read;
+    {
+      std::lock_guard lock(mu_);
+      in_flight_ = batch.samples.size();
+    }
+    auto written = writer_->write(batch.samples);
+    const auto end = clock_.now();
+    const bool refused = !written.ok() && is_data_error(written.status());
+    if (written.ok()) count_written(*written, end - start);
+    if (!written.ok()) add(counters_.write_failures, 1);
+    if (written.ok() || refused) {
+      // Committed (or about to be bisected in memory): the file goes. If the process dies just
+      // before this, the batch is replayed again — the one-batch duplicate window.
+      add(counters_.replayed, batch.samples.size());
+      (void)spool_->remove(batch.sequence);
+    }
+    std::lock_guard lock(mu_);
+    in_flight_ = 0;
+    if (written.ok()) {
+      mark_up();
+    } else if (refused) {
+      // These samples now reach Postgres after the rest of the spool: the one exception to
+      // "oldest first", for a batch that could never be written whole.
+      split_refused(std::move(batch.samples), start, written.status());
+    } else {
+      mark_down(end, written.status());
+    }
+  }
+
+  void spool(Batch batch) {
+    auto appended = spool_->append(batch.samples);
+    const auto now = clock_.now();
+    std::lock_guard lock(mu_);
+    in_flight_ = 0;
+    const uint64_t n = batch.samples.size();
+    if (appended.ok()) {
+      add(counters_.spooled, n);
+      spool_backoff_ = std::chrono::milliseconds(0);
+      spool_full_logged_ = false;
+      log_debug("batch_spooled", {{"sequence", str(*appended)}, {"samples", str(n)}});
+      return;
+    }
+    if (appended.status().code() == "spool_full") {
+      add(counters_.dropped_spool_full, n);
+      if (!spool_full_logged_) {
+        spool_full_logged_ = true;
+        log_error("spool_full_dropping", {{"samples", str(n)}, {"error", appended.error()}});
+      }
+      return;
+    }
+    if (stopping_) {
+      add(counters_.dropped_spool_error, n);
+      log_error("spool_failed_dropping", {{"samples", str(n)}, {"error", appended.error()}});
+      return;
+    }
+    // Keep the batch in memory and try the disk again later; if that keeps failing the queue
+    // fills up and push() counts what it cannot take.
+    spool_backoff_ = spool_backoff_.count() == 0
+                         ? options_.min_backoff
+                         : std::min(spool_backoff_ * 2, options_.max_backoff);
+    spool_retry_at_ = now + spool_backoff_;
+    put_back(std::move(batch.samples), batch.arrived, batch.isolated);
+    log_error("spool_failed",
+              {{"error", appended.error()}, {"retry_in", format_duration(spool_backoff_)}});
+  }
+
+  void loop() {
+    while (true) {
+      if (run_once()) continue;
+      std::unique_lock lock(mu_);
+      if (stopping_) {
+        // A push may have slipped in since run_once() looked; stopped_ is set under the same
+        // lock that push() checks, so nothing can be queued after the last look.
+        if (depth_ > 0) continue;
+        stopped_ = true;
+        break;
+      }
+      const auto now = clock_.now();
+      const auto due = next_due_locked(now);
+      if (due <= now) continue;
+      waiting_ = true;
+      if (due == Clock::time_point::max()) {
+        cv_.wait(lock);
+      } else {
+        cv_.wait_for(lock, due - now);
+      }
+      waiting_ = false;
+    }
+  }
+
+  SinkOptions options_;
+  std::unique_ptr<BatchWriter> writer_;  // writer thread only
+  std::unique_ptr<Spool> spool_;         // writer thread only (its counters: any thread)
+  const Clock& clock_;
+  Counters counters_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Chunk> queue_;                     // mu_
+  std::size_t depth_ = 0;                       // mu_: samples in queue_
+  std::size_t in_flight_ = 0;                   // mu_
+  bool up_ = true;                              // mu_: optimistic until a write fails
+  Clock::time_point retry_at_{};                // mu_
+  std::chrono::milliseconds backoff_{0};        // mu_
+  Clock::time_point spool_retry_at_{};          // mu_
+  std::chrono::milliseconds spool_backoff_{0};  // mu_
+  bool waiting_ = false;                        // mu_: the writer thread is in cv_.wait
+  bool stopping_ = false;                       // mu_
+  bool stopped_ = false;                        // mu_
+  bool queue_full_logged_ = false;              // mu_
+  bool spool_full_logged_ = false;              // mu_
+
+  std::mutex stop_mu_;  // serialises stop() callers
+  std::thread thread_;
+};
+
+std::unique_ptr<BatchWriter> make_copy_batch_writer(ConnectionFactory factory) {
+  return std::make_unique<CopyBatchWriter>(std::move(factory));
+}
+
+Result<std::unique_ptr<Sink>> Sink::open(SinkOptions options, std::unique_ptr<BatchWriter> writer,
+                                         const Clock& clock) {
+  auto spool = Spool::open(options.spool);
+  if (!spool.ok()) return spool.status();
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(writer),
+                                     std::move(spool).value(), clock);
+  return std::unique_ptr<Sink>(new Sink(std::move(impl)));
+}
+
+Sink::Sink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sink::~Sink() { impl_->stop(); }
+void Sink::start() { impl_->start(); }
+std::size_t Sink::push(std::vector<Sample> samples) { return impl_->push(std::move(samples)); }
+void Sink::stop() { impl_->stop(); }
+SinkStats Sink::stats() const { return impl_->stats(); }
+bool Sink::run_once() { return impl_->run_once(); }
+Clock::time_point Sink::next_due() const { return impl_->next_due(); }
+
+}  // namespace tally::collector

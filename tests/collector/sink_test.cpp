@@ -1,0 +1,490 @@
+#include "tally/collector/sink.h"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "sink_fakes.h"
+#include "support/test_db.h"
+
+namespace tally::collector {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test::FakeClock;
+using test::numbered;
+using test::numbers_of;
+using test::range;
+using test::TempDir;
+
+// Records every batch; can be made unreachable, or to refuse batches holding given samples.
+class FakeWriter final : public BatchWriter {
+ public:
+  Result<WriteStats> write(std::span<const Sample> batch) override {
+    std::lock_guard lock(mu);
+    ++attempts;
+    if (down) return Status::error("server closed the connection unexpectedly", "connection");
+    for (const Sample& s : batch) {
+      if (refuse.contains(test::number_of(s))) {
+        return Status::error("invalid input syntax", "sqlstate_22P02");
+      }
+    }
+    batches.emplace_back(batch.begin(), batch.end());
+    WriteStats stats;
+    stats.samples_written = batch.size();
+    return stats;
+  }
+
+  std::vector<std::size_t> sizes() {
+    std::lock_guard lock(mu);
+    std::vector<std::size_t> out;
+    for (const auto& b : batches) out.push_back(b.size());
+    return out;
+  }
+
+  std::vector<int64_t> written() {
+    std::lock_guard lock(mu);
+    std::vector<int64_t> out;
+    for (const auto& b : batches) {
+      for (const Sample& s : b) out.push_back(test::number_of(s));
+    }
+    return out;
+  }
+
+  std::mutex mu;
+  bool down = false;
+  std::set<int64_t> refuse;
+  int attempts = 0;
+  std::vector<std::vector<Sample>> batches;
+};
+
+struct Fixture {
+  TempDir dir;
+  FakeClock clock;
+  FakeWriter* writer = nullptr;
+  std::unique_ptr<Sink> sink;
+  SinkOptions options;
+
+  Fixture() {
+    options.batch_size = 10;
+    options.batch_interval = 1s;
+    options.max_queue_samples = 100;
+    options.spool_above_samples = 20;
+    options.spool = {dir.sub("spool"), 1 << 30};
+    options.min_backoff = 100ms;
+    options.max_backoff = 800ms;
+  }
+
+  Sink& open() {
+    auto w = std::make_unique<FakeWriter>();
+    writer = w.get();
+    auto opened = Sink::open(options, std::move(w), clock);
+    REQUIRE_MESSAGE(opened.ok(), opened.error());
+    sink = std::move(opened).value();
+    return *sink;
+  }
+
+  // Runs the writer until nothing is due at the current (fake) time.
+  int drain() {
+    int steps = 0;
+    while (sink->run_once()) REQUIRE(++steps < 10000);
+    return steps;
+  }
+
+  void set_down(bool down) {
+    std::lock_guard lock(writer->mu);
+    writer->down = down;
+  }
+};
+
+// The identity SinkStats documents, for a spool that started empty.
+void check_counts_add_up(const SinkStats& s) {
+  CHECK(s.samples_queued == s.samples_stored + s.rejected_unstorable + s.rejected_database +
+                                s.dropped_spool_full + s.dropped_spool_error + s.queue_depth +
+                                s.in_flight + (s.samples_spooled - s.samples_replayed));
+}
+
+TEST_CASE("a full batch is written at once, the rest after batch_interval") {
+  Fixture f;
+  Sink& sink = f.open();
+  CHECK(sink.push(numbered(0, 25)) == 25);
+  f.drain();
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{10, 10});
+  CHECK(sink.stats().queue_depth == 5);
+
+  CHECK(sink.next_due() == f.clock.now() + 1s);
+  f.clock.advance(999ms);
+  CHECK_FALSE(sink.run_once());
+  f.clock.advance(1ms);
+  f.drain();
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{10, 10, 5});
+  CHECK(f.writer->written() == range(0, 25));
+  CHECK(sink.stats().samples_stored == 25);
+  CHECK(sink.stats().batches_written == 3);
+  CHECK(sink.next_due() == Clock::time_point::max());
+}
+
+TEST_CASE("batch_interval counts from the oldest queued sample") {
+  Fixture f;
+  Sink& sink = f.open();
+  sink.push(numbered(0, 1));
+  f.clock.advance(600ms);
+  sink.push(numbered(1, 1));
+  CHECK_FALSE(sink.run_once());
+  f.clock.advance(400ms);
+  CHECK(sink.run_once());
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{2});
+}
+
+TEST_CASE("group commit: one write takes everything pending, up to batch_size") {
+  Fixture f;
+  Sink& sink = f.open();
+  for (int i = 0; i < 7; ++i) sink.push(numbered(i * 3, 3));  // 21 samples in 7 pushes
+  f.drain();
+  // Two full batches straight away (pushes split across them), then the last one on time.
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{10, 10});
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{10, 10, 1});
+  CHECK(f.writer->written() == range(0, 21));
+}
+
+TEST_CASE("push takes what fits in the queue and counts the rest") {
+  Fixture f;
+  f.options.max_queue_samples = 30;
+  Sink& sink = f.open();
+  CHECK(sink.push(numbered(0, 25)) == 25);
+  CHECK(sink.push(numbered(25, 10)) == 5);
+  CHECK(sink.push(numbered(35, 1)) == 0);
+  const SinkStats s = sink.stats();
+  CHECK(s.samples_queued == 30);
+  CHECK(s.dropped_queue_full == 6);
+  CHECK(s.queue_depth == 30);
+}
+
+TEST_CASE("while Postgres is down memory stays bounded: the excess is spooled") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 15));
+  f.drain();  // one failed attempt: the batch goes back to the queue
+  SinkStats s = sink.stats();
+  CHECK(s.write_failures == 1);
+  CHECK_FALSE(s.database_up);
+  CHECK(s.queue_depth == 15);
+  CHECK(s.samples_spooled == 0);  // what fits in memory stays there
+
+  sink.push(numbered(15, 30));  // 45 queued, 20 may stay
+  f.drain();
+  s = sink.stats();
+  CHECK(s.samples_spooled == 30);
+  CHECK(s.spool_files == 3);
+  CHECK(s.queue_depth == 15);
+  CHECK(s.write_failures == 1);  // no new attempt before the backoff ran out
+  check_counts_add_up(s);
+}
+
+TEST_CASE("reconnect attempts back off exponentially up to the cap") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 10));
+  f.drain();
+  CHECK(f.writer->attempts == 1);
+  for (auto wait : {100ms, 200ms, 400ms, 800ms, 800ms}) {
+    CHECK(sink.next_due() == f.clock.now() + wait);
+    f.clock.advance(wait - 1ms);
+    f.drain();
+    const int before = f.writer->attempts;
+    f.clock.advance(1ms);
+    f.drain();
+    CHECK(f.writer->attempts == before + 1);
+  }
+  f.set_down(false);
+  f.clock.advance(800ms);
+  f.drain();
+  CHECK(sink.stats().database_up);
+  CHECK(f.writer->written() == range(0, 10));
+  // A success resets the backoff.
+  f.set_down(true);
+  sink.push(numbered(10, 10));
+  f.drain();
+  CHECK(sink.next_due() == f.clock.now() + 100ms);
+}
+
+TEST_CASE("when Postgres returns the spool is replayed oldest first, then the queue") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  for (int i = 0; i < 8; ++i) {
+    sink.push(numbered(i * 10, 10));
+    f.drain();
+  }
+  SinkStats s = sink.stats();
+  REQUIRE(s.samples_spooled == 60);
+  REQUIRE(s.queue_depth == 20);
+
+  f.set_down(false);
+  f.clock.advance(1s);
+  f.drain();
+  s = sink.stats();
+  CHECK(f.writer->written() == range(0, 80));
+  CHECK(s.samples_stored == 80);
+  CHECK(s.samples_replayed == 60);
+  CHECK(s.spool_files == 0);
+  CHECK(s.spool_bytes == 0);
+  CHECK(s.queue_depth == 0);
+  CHECK(fs::is_empty(f.options.spool.dir));
+  check_counts_add_up(s);
+}
+
+TEST_CASE("samples pushed during a replay wait behind the spool") {
+  Fixture f;
+  f.options.max_queue_samples = 20;
+  f.options.spool_above_samples = 0;  // → max_queue_samples / 2: 10 may stay in memory
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 20));
+  f.drain();
+  sink.push(numbered(20, 10));
+  f.drain();
+  REQUIRE(sink.stats().spool_files == 2);  // 0…9, 10…19; 20…29 in memory
+
+  f.set_down(false);
+  f.clock.advance(1s);
+  REQUIRE(sink.run_once());  // replays the first file
+  sink.push(numbered(30, 10));
+  f.drain();  // spools 20…29 behind the rest of the spool, replays it, then writes 30…39
+  CHECK(sink.stats().samples_spooled == 30);
+  CHECK(f.writer->written() == range(0, 40));
+}
+
+TEST_CASE("at spool_max_bytes batches are dropped and counted, and nothing breaks") {
+  Fixture f;
+  {
+    // The size of one spooled batch of 10.
+    auto probe = Spool::open({f.dir.sub("probe"), 1 << 30}).value();
+    REQUIRE(probe->append(numbered(0, 10)).ok());
+    f.options.spool.max_bytes = probe->bytes() * 2 + probe->bytes() / 2;
+  }
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 70));
+  f.drain();
+  SinkStats s = sink.stats();
+  CHECK(s.samples_spooled == 20);
+  CHECK(s.dropped_spool_full == 30);
+  CHECK(s.queue_depth == 20);
+  check_counts_add_up(s);
+
+  f.set_down(false);
+  f.clock.advance(1s);
+  f.drain();
+  f.clock.advance(1s);
+  f.drain();
+  // The two spooled batches, then the queue: the dropped 20…49 are missing, nothing else.
+  std::vector<int64_t> expected = range(0, 20);
+  for (int64_t i = 50; i < 70; ++i) expected.push_back(i);
+  CHECK(f.writer->written() == expected);
+  check_counts_add_up(sink.stats());
+}
+
+TEST_CASE("stop() writes what is queued when Postgres is up") {
+  Fixture f;
+  Sink& sink = f.open();
+  sink.push(numbered(0, 15));
+  sink.stop();
+  CHECK(f.writer->written() == range(0, 15));
+  CHECK(sink.stats().queue_depth == 0);
+  CHECK(sink.stats().spool_files == 0);
+}
+
+TEST_CASE("stop() spools what is queued when Postgres is down") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 15));
+  f.drain();
+  sink.stop();
+  const SinkStats s = sink.stats();
+  CHECK(s.samples_spooled == 15);
+  CHECK(s.spool_files == 2);
+  CHECK(s.queue_depth == 0);
+  CHECK(f.writer->attempts == 1);  // no reconnect attempt at stop
+  check_counts_add_up(s);
+}
+
+TEST_CASE("stop() spools the queue behind a spool it could not replay yet") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 30));
+  f.drain();
+  REQUIRE(sink.stats().spool_files == 1);
+  f.set_down(false);  // up again, but the writer has not noticed
+  sink.stop();
+  CHECK(f.writer->written().empty());
+  CHECK(sink.stats().spool_files == 3);
+  CHECK(sink.stats().samples_spooled == 30);
+}
+
+TEST_CASE("pushes after stop() are counted as dropped") {
+  Fixture f;
+  Sink& sink = f.open();
+  sink.stop();
+  CHECK(sink.push(numbered(0, 3)) == 0);
+  CHECK(sink.stats().dropped_stopped == 3);
+  CHECK(sink.stats().samples_queued == 0);
+}
+
+TEST_CASE("a restarted sink replays the spool the previous one left") {
+  Fixture f;
+  {
+    Sink& sink = f.open();
+    f.set_down(true);
+    sink.push(numbered(0, 25));
+    f.drain();
+    sink.stop();
+    REQUIRE(sink.stats().spool_files == 3);
+  }
+  Sink& sink = f.open();  // a new writer, up
+  CHECK(sink.stats().spool_files == 3);
+  CHECK(sink.next_due() == f.clock.now());
+  f.drain();
+  CHECK(f.writer->written() == range(0, 25));
+  CHECK(sink.stats().samples_replayed == 25);
+  CHECK(fs::is_empty(f.options.spool.dir));
+}
+
+TEST_CASE("a corrupt spool file is set aside and counted, the others are replayed") {
+  Fixture f;
+  {
+    Sink& sink = f.open();
+    f.set_down(true);
+    sink.push(numbered(0, 30));
+    sink.stop();
+  }
+  const std::string second = f.options.spool.dir + "/" + spool_file_name(2);
+  {
+    std::fstream file(second, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(100);
+    file.put('#');
+  }
+  Sink& sink = f.open();
+  f.drain();
+  std::vector<int64_t> expected = range(0, 10);
+  for (int64_t i = 20; i < 30; ++i) expected.push_back(i);
+  CHECK(f.writer->written() == expected);
+  CHECK(sink.stats().spool_corrupt_files == 1);
+  CHECK(fs::exists(second + ".corrupt"));
+}
+
+TEST_CASE("a batch Postgres refuses is split until the refused sample is isolated") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.writer->refuse = {13};
+  sink.push(numbered(0, 20));
+  f.drain();
+  const SinkStats s = sink.stats();
+  CHECK(s.rejected_database == 1);
+  CHECK(s.samples_stored == 19);
+  std::vector<int64_t> expected = range(0, 13);
+  for (int64_t i = 14; i < 20; ++i) expected.push_back(i);
+  CHECK(f.writer->written() == expected);
+  check_counts_add_up(s);
+}
+
+TEST_CASE("a refused batch from the spool is split in memory") {
+  Fixture f;
+  {
+    Sink& sink = f.open();
+    f.set_down(true);
+    sink.push(numbered(0, 10));
+    sink.stop();
+  }
+  Sink& sink = f.open();
+  f.writer->refuse = {4};
+  f.drain();
+  CHECK(sink.stats().rejected_database == 1);
+  CHECK(sink.stats().samples_stored == 9);
+  CHECK(sink.stats().spool_files == 0);
+}
+
+TEST_CASE("unstorable samples reported by the writer are counted") {
+  class Rejecting final : public BatchWriter {
+   public:
+    Result<WriteStats> write(std::span<const Sample> batch) override {
+      WriteStats s;
+      s.samples_written = batch.size() - 1;
+      s.samples_rejected = 1;
+      s.first_rejection = "timeseries 'x:y': bad";
+      return s;
+    }
+  };
+  TempDir dir;
+  FakeClock clock;
+  SinkOptions options;
+  options.batch_size = 5;
+  options.spool.dir = dir.sub("spool");
+  auto sink = Sink::open(options, std::make_unique<Rejecting>(), clock).value();
+  sink->push(numbered(0, 5));
+  while (sink->run_once()) {
+  }
+  CHECK(sink->stats().rejected_unstorable == 1);
+  CHECK(sink->stats().samples_stored == 4);
+  CHECK(sink->stats().insert_latency.count == 1);
+}
+
+TEST_CASE("a spool that cannot be written keeps the samples in memory and retries") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  fs::remove_all(f.options.spool.dir);
+  sink.push(numbered(0, 30));
+  f.drain();
+  SinkStats s = sink.stats();
+  CHECK(s.samples_spooled == 0);
+  CHECK(s.queue_depth == 30);
+  fs::create_directories(f.options.spool.dir);
+  f.clock.advance(100ms);
+  f.drain();
+  s = sink.stats();
+  CHECK(s.samples_spooled == 10);
+  CHECK(s.queue_depth == 20);
+  check_counts_add_up(s);
+}
+
+TEST_CASE("with its thread the sink writes and stops on its own") {
+  TempDir dir;
+  SinkOptions options;
+  options.batch_size = 100;
+  options.batch_interval = 10ms;
+  options.spool.dir = dir.sub("spool");
+  auto owned = std::make_unique<FakeWriter>();
+  FakeWriter* writer = owned.get();
+  auto sink = Sink::open(options, std::move(owned)).value();
+  sink->start();
+  std::vector<std::thread> pushers;
+  for (int t = 0; t < 4; ++t) {
+    pushers.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) sink->push(numbered((t * 25 + i) * 10, 10));
+    });
+  }
+  for (auto& t : pushers) t.join();
+  CHECK(tally::test::eventually([&] { return sink->stats().samples_stored == 1000; }));
+  sink->push(numbered(10000, 3));
+  sink->stop();
+  std::vector<int64_t> written = writer->written();
+  std::sort(written.begin(), written.end());
+  std::vector<int64_t> expected = range(0, 1000);
+  for (int64_t i = 10000; i < 10003; ++i) expected.push_back(i);
+  CHECK(written == expected);
+}
+
+}  // namespace
+}  // namespace tally::collector

@@ -1,0 +1,251 @@
+#include "tally/collector/spool.h"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "sink_fakes.h"
+
+namespace tally::collector {
+namespace {
+
+namespace fs = std::filesystem;
+using test::numbered;
+using test::numbers_of;
+using test::range;
+using test::TempDir;
+
+std::unique_ptr<Spool> open_spool(const std::string& dir, uint64_t max_bytes = 1 << 30) {
+  auto spool = Spool::open({dir, max_bytes});
+  REQUIRE_MESSAGE(spool.ok(), spool.error());
+  return std::move(spool).value();
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_all(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+SpoolBatch must_read_oldest(Spool& spool) {
+  auto batch = spool.read_oldest();
+  REQUIRE_MESSAGE(batch.ok(), batch.error());
+  REQUIRE(batch->has_value());
+  return std::move(**batch);
+}
+
+TEST_CASE("a spooled batch reads back sample for sample") {
+  TempDir tmp;
+  auto spool = open_spool(tmp.sub("spool"));
+  std::vector<Sample> samples = numbered(0, 50);
+  samples[3].datum = std::string("tab\t \"quoted\" é");
+  samples[4].datum = Cumulative<double>{test::kT0 - std::chrono::hours(1), 2.5};
+  auto seq = spool->append(samples);
+  REQUIRE(seq.ok());
+  CHECK(*seq == 1);
+
+  SpoolBatch batch = must_read_oldest(*spool);
+  CHECK(batch.sequence == 1);
+  REQUIRE(batch.samples.size() == samples.size());
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    CHECK_MESSAGE(same_sample(batch.samples[i], samples[i]), "sample ", i);
+  }
+}
+
+TEST_CASE("batch files are named by sequence and bytes() counts them") {
+  TempDir tmp;
+  auto spool = open_spool(tmp.sub("spool"));
+  REQUIRE(spool->append(numbered(0, 3)).ok());
+  REQUIRE(spool->append(numbered(3, 3)).ok());
+  CHECK(files_in(spool->dir()) ==
+        std::vector<std::string>{"00000000000000000001.batch", "00000000000000000002.batch"});
+  CHECK(spool->files() == 2);
+  CHECK(spool->bytes() == fs::file_size(spool->dir() + "/00000000000000000001.batch") +
+                              fs::file_size(spool->dir() + "/00000000000000000002.batch"));
+}
+
+TEST_CASE("batches are read oldest first and removed once done") {
+  TempDir tmp;
+  auto spool = open_spool(tmp.sub("spool"));
+  for (int i = 0; i < 3; ++i) REQUIRE(spool->append(numbered(i * 10, 10)).ok());
+  for (int i = 0; i < 3; ++i) {
+    SpoolBatch batch = must_read_oldest(*spool);
+    CHECK(numbers_of(batch.samples) == range(i * 10, 10));
+    REQUIRE(spool->remove(batch.sequence).ok());
+  }
+  CHECK(spool->empty());
+  CHECK(spool->bytes() == 0);
+  CHECK(files_in(spool->dir()).empty());
+  auto none = spool->read_oldest();
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
+}
+
+TEST_CASE("append refuses a batch that would pass max_bytes and writes nothing") {
+  TempDir tmp;
+  auto probe = open_spool(tmp.sub("probe"));
+  REQUIRE(probe->append(numbered(0, 10)).ok());
+  const uint64_t one = probe->bytes();
+
+  auto spool = open_spool(tmp.sub("spool"), 2 * one + one / 2);
+  REQUIRE(spool->append(numbered(0, 10)).ok());
+  REQUIRE(spool->append(numbered(10, 10)).ok());
+  auto third = spool->append(numbered(20, 10));
+  REQUIRE_FALSE(third.ok());
+  CHECK(third.status().code() == "spool_full");
+  CHECK(spool->files() == 2);
+  CHECK(files_in(spool->dir()).size() == 2);
+  CHECK(spool->bytes() == fs::file_size(spool->dir() + "/00000000000000000001.batch") +
+                              fs::file_size(spool->dir() + "/00000000000000000002.batch"));
+}
+
+// Damages the only batch in a fresh spool in some way; the read must skip it, move it aside and
+// count it, and go on to the next good batch.
+void check_damage_detected(const std::function<void(const std::string& path)>& damage) {
+  TempDir tmp;
+  auto spool = open_spool(tmp.sub("spool"));
+  REQUIRE(spool->append(numbered(0, 20)).ok());
+  REQUIRE(spool->append(numbered(20, 5)).ok());
+  const std::string first = spool->dir() + "/00000000000000000001.batch";
+  damage(first);
+  const uint64_t second_size = fs::file_size(spool->dir() + "/00000000000000000002.batch");
+
+  SpoolBatch batch = must_read_oldest(*spool);
+  CHECK(batch.sequence == 2);
+  CHECK(numbers_of(batch.samples) == range(20, 5));
+  CHECK(spool->corrupt_files() == 1);
+  CHECK(spool->files() == 1);
+  CHECK(spool->bytes() == second_size);
+  CHECK(fs::exists(first + ".corrupt"));
+  CHECK_FALSE(fs::exists(first));
+}
+
+TEST_CASE("a flipped payload byte is detected and the file set aside") {
+  check_damage_detected([](const std::string& path) {
+    std::string data = read_all(path);
+    data[kSpoolHeaderBytes + data.size() / 3] ^= 0x01;
+    write_all(path, data);
+  });
+}
+
+TEST_CASE("a flipped header byte is detected") {
+  check_damage_detected([](const std::string& path) {
+    std::string data = read_all(path);
+    data[12] ^= 0x01;  // the sample count
+    write_all(path, data);
+  });
+}
+
+TEST_CASE("a truncated file is detected") {
+  check_damage_detected([](const std::string& path) {
+    std::string data = read_all(path);
+    write_all(path, data.substr(0, data.size() - 7));
+  });
+}
+
+TEST_CASE("a file shorter than the header is detected") {
+  check_damage_detected([](const std::string& path) { write_all(path, "TLYSP"); });
+}
+
+TEST_CASE("an empty file is detected") {
+  check_damage_detected([](const std::string& path) { write_all(path, ""); });
+}
+
+TEST_CASE("a file that vanished is set aside like a corrupt one") {
+  check_damage_detected([](const std::string& path) {
+    fs::remove(path);
+    write_all(path + ".corrupt", "");  // what the check expects to find afterwards
+  });
+}
+
+TEST_CASE("opening deletes leftover .tmp files and keeps the batches") {
+  TempDir tmp;
+  const std::string dir = tmp.sub("spool");
+  {
+    auto spool = open_spool(dir);
+    REQUIRE(spool->append(numbered(0, 4)).ok());
+  }
+  write_all(dir + "/00000000000000000002.batch.tmp", "half a batch");
+  auto spool = open_spool(dir);
+  CHECK(files_in(dir) == std::vector<std::string>{"00000000000000000001.batch"});
+  CHECK(spool->files() == 1);
+  CHECK(spool->bytes() == fs::file_size(dir + "/00000000000000000001.batch"));
+  // The sequence still moves past the deleted .tmp: a number is never used twice.
+  CHECK(spool->next_sequence() == 3);
+  CHECK(numbers_of(must_read_oldest(*spool).samples) == range(0, 4));
+}
+
+TEST_CASE("the sequence continues across a reopen, past removed and corrupt batches") {
+  TempDir tmp;
+  const std::string dir = tmp.sub("spool");
+  {
+    auto spool = open_spool(dir);
+    for (int i = 0; i < 3; ++i) REQUIRE(spool->append(numbered(i, 1)).ok());
+    REQUIRE(spool->remove(1).ok());
+  }
+  {
+    auto spool = open_spool(dir);
+    CHECK(spool->files() == 2);
+    auto seq = spool->append(numbered(3, 1));
+    REQUIRE(seq.ok());
+    CHECK(*seq == 4);
+    // Corrupt the newest; after it is set aside its number is still not reused.
+    write_all(dir + "/00000000000000000004.batch", "garbage garbage garbage garbage garbage");
+    for (int i = 0; i < 2; ++i) REQUIRE(spool->remove(must_read_oldest(*spool).sequence).ok());
+    auto none = spool->read_oldest();
+    REQUIRE(none.ok());
+    CHECK_FALSE(none->has_value());
+    CHECK(spool->corrupt_files() == 1);
+  }
+  auto spool = open_spool(dir);
+  CHECK(spool->empty());
+  auto seq = spool->append(numbered(5, 1));
+  REQUIRE(seq.ok());
+  CHECK(*seq == 5);
+}
+
+TEST_CASE("unknown files in the spool directory are left alone") {
+  TempDir tmp;
+  const std::string dir = tmp.sub("spool");
+  fs::create_directories(dir);
+  write_all(dir + "/README", "hello");
+  auto spool = open_spool(dir);
+  CHECK(spool->empty());
+  CHECK(fs::exists(dir + "/README"));
+}
+
+TEST_CASE("a write error is a status, leaves nothing behind and does not crash") {
+  TempDir tmp;
+  const std::string dir = tmp.sub("spool");
+  auto spool = open_spool(dir);
+  REQUIRE(spool->append(numbered(0, 2)).ok());
+  fs::remove_all(dir);  // the directory is gone under the spool (as root, chmod would not stop us)
+  auto seq = spool->append(numbered(2, 2));
+  REQUIRE_FALSE(seq.ok());
+  CHECK(seq.status().code() == "spool_io");
+  CHECK(spool->files() == 1);
+}
+
+TEST_CASE("opening fails with a status when the directory cannot be created") {
+  TempDir tmp;
+  write_all(tmp.sub("file"), "x");
+  auto spool = Spool::open({tmp.sub("file") + "/spool", 1 << 20});
+  REQUIRE_FALSE(spool.ok());
+  CHECK(spool.status().code() == "spool_io");
+}
+
+}  // namespace
+}  // namespace tally::collector
