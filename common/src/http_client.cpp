@@ -43,15 +43,14 @@ Result<Url> parse_url(std::string_view url) {
   if (const std::size_t hash = target.find('#'); hash != std::string_view::npos) {
     target = target.substr(0, hash);
   }
-  parsed.target = target.empty() || target[0] != '/' ? "/" + std::string(target)
-                                                      : std::string(target);
+  parsed.target =
+      target.empty() || target[0] != '/' ? "/" + std::string(target) : std::string(target);
   // A port is optional in a URL but not in HostPort: an authority without one gets ":80".
   const std::size_t bracket = parsed.authority.rfind(']');
   const std::size_t colon = parsed.authority.rfind(':');
   const bool has_port = colon != std::string::npos &&
                         (bracket == std::string::npos || colon > bracket) &&
-                        (bracket != std::string::npos ||
-                         parsed.authority.find(':') == colon);
+                        (bracket != std::string::npos || parsed.authority.find(':') == colon);
   auto hp = HostPort::parse(has_port ? parsed.authority : parsed.authority + ":80");
   if (!hp.ok()) return bad("has no valid host:port");
   parsed.endpoint = std::move(*hp);
@@ -64,7 +63,8 @@ std::string lowercase_first(std::string s) {
 }
 
 std::string timeout_text(std::chrono::milliseconds d) {
-  return "timeout after " + format_duration(std::chrono::duration_cast<std::chrono::microseconds>(d));
+  return "timeout after " +
+         format_duration(std::chrono::duration_cast<std::chrono::microseconds>(d));
 }
 
 // Runs one asynchronous step to completion on `ioc` and returns its error code.
@@ -100,9 +100,9 @@ Result<HttpResponse> http_request(const HttpClientOptions& options, std::string_
   const auto endpoints =
       resolver.resolve(parsed->endpoint.host, std::to_string(parsed->endpoint.port), ec);
   if (ec) {
-    return Status::error("cannot resolve " + parsed->endpoint.host + ": " +
-                             lowercase_first(ec.message()),
-                         "unreachable");
+    return Status::error(
+        "cannot resolve " + parsed->endpoint.host + ": " + lowercase_first(ec.message()),
+        "unreachable");
   }
 
   beast::tcp_stream stream(ioc);
@@ -119,8 +119,10 @@ Result<HttpResponse> http_request(const HttpClientOptions& options, std::string_
 
   http::request<http::string_body> request;
   const auto verb = http::string_to_verb(method);
-  if (verb == http::verb::unknown) request.method_string(method);
-  else request.method(verb);
+  if (verb == http::verb::unknown)
+    request.method_string(method);
+  else
+    request.method(verb);
   request.target(parsed->target);
   request.version(11);
   request.set(http::field::host, parsed->authority);
@@ -134,7 +136,8 @@ Result<HttpResponse> http_request(const HttpClientOptions& options, std::string_
   request.prepare_payload();
 
   const auto fail_exchange = [&](error_code step_ec, const char* step) -> Status {
-    if (step_ec == beast::error::timeout) return Status::error(timeout_text(options.timeout), "timeout");
+    if (step_ec == beast::error::timeout)
+      return Status::error(timeout_text(options.timeout), "timeout");
     if (step_ec == http::error::body_limit) {
       return Status::error("response body over " + format_byte_size(options.max_body_bytes),
                            "too_large");
@@ -151,7 +154,8 @@ Result<HttpResponse> http_request(const HttpClientOptions& options, std::string_
   http::response_parser<http::string_body> parser;
   parser.body_limit(options.max_body_bytes);
   parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-  ec = run_step(ioc, [&](auto handler) { http::async_read(stream, buffer, parser, std::move(handler)); });
+  ec = run_step(
+      ioc, [&](auto handler) { http::async_read(stream, buffer, parser, std::move(handler)); });
   if (ec) return fail_exchange(ec, "bad response from");
 
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);  // the peer may be gone already

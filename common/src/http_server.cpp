@@ -155,9 +155,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
                     "request body over " + std::to_string(server_.options.body_limit) + " bytes");
     }
     if (ec == http::error::header_limit) {
-      return reject(431, "header_too_large",
-                    "request header over " + std::to_string(server_.options.header_limit) +
-                        " bytes");
+      return reject(
+          431, "header_too_large",
+          "request header over " + std::to_string(server_.options.header_limit) + " bytes");
     }
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
       return reject(400, "bad_request", lowercase_first(ec.message()));
@@ -224,9 +224,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     response_->keep_alive(keep_alive);
     response_->prepare_payload();
     stream_.expires_after(options.request_timeout);
-    http::async_write(stream_, *response_,
-                      beast::bind_front_handler(&Session::on_write, shared_from_this(),
-                                                keep_alive, linger));
+    http::async_write(
+        stream_, *response_,
+        beast::bind_front_handler(&Session::on_write, shared_from_this(), keep_alive, linger));
   }
 
   void on_write(bool keep_alive, bool linger, error_code ec, std::size_t) {
@@ -286,8 +286,7 @@ void HttpServer::Impl::remove_session(Session* s) {
 }
 
 void HttpServer::Impl::do_accept() {
-  acceptor.async_accept(net::make_strand(ioc),
-                        beast::bind_front_handler(&Impl::on_accept, this));
+  acceptor.async_accept(net::make_strand(ioc), beast::bind_front_handler(&Impl::on_accept, this));
 }
 
 void HttpServer::Impl::on_accept(error_code ec, tcp::socket socket) {
@@ -322,13 +321,16 @@ Status HttpServer::start() {
 
   error_code ec;
   tcp::resolver resolver(s.ioc);
-  const auto endpoints = resolver.resolve(host_port->host, std::to_string(host_port->port),
-                                          tcp::resolver::passive | tcp::resolver::numeric_service,
-                                          ec);
-  if (ec || endpoints.empty()) return fail_listen(lowercase_first(ec.message()));
+  const auto endpoints =
+      resolver.resolve(host_port->host, std::to_string(host_port->port),
+                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec) return fail_listen(lowercase_first(ec.message()));
+  if (endpoints.empty()) return fail_listen("the host has no address");
   const tcp::endpoint endpoint = *endpoints.begin();
 
-  if (s.acceptor.open(endpoint.protocol(), ec); ec) return fail_listen(lowercase_first(ec.message()));
+  if (s.acceptor.open(endpoint.protocol(), ec); ec) {
+    return fail_listen(lowercase_first(ec.message()));
+  }
   if (s.acceptor.set_option(net::socket_base::reuse_address(true), ec); ec) {
     return fail_listen(lowercase_first(ec.message()));
   }
@@ -351,9 +353,7 @@ Status HttpServer::start() {
 
 uint16_t HttpServer::port() const { return impl_->port; }
 
-std::string HttpServer::address() const {
-  return HostPort{impl_->host, impl_->port}.to_string();
-}
+std::string HttpServer::address() const { return HostPort{impl_->host, impl_->port}.to_string(); }
 
 void HttpServer::stop() {
   Impl& s = *impl_;

@@ -1,12 +1,12 @@
 // HttpServer and http_request against each other on port 0, plus raw sockets where a real
 // client would hide what is tested (keep-alive, a peer that never answers).
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <doctest/doctest.h>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -64,7 +64,8 @@ class RawConnection {
   ~RawConnection() { ::close(fd_); }
 
   void send(const std::string& data) {
-    REQUIRE(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size()));
+    REQUIRE(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(data.size()));
   }
 
   // Reads one response with a Content-Length body; returns the head and body together.
@@ -189,8 +190,7 @@ TEST_CASE("a handler that throws gives 500 with a JSON error, the server keeps s
   REQUIRE(boom.ok());
   CHECK(boom->status == 500);
   CHECK(boom->content_type == "application/json");
-  CHECK(boom->body ==
-        "{\"error\":\"internal\",\"message\":\"database is \\\"down\\\"\"}\n");
+  CHECK(boom->body == "{\"error\":\"internal\",\"message\":\"database is \\\"down\\\"\"}\n");
   auto fine = http_request({}, "GET", url(server, "/fine"));
   REQUIRE(fine.ok());
   CHECK(fine->body == "fine");
@@ -304,8 +304,8 @@ TEST_CASE("client: connection refused") {
   auto r = http_request({}, "GET", "http://127.0.0.1:" + std::to_string(port) + "/");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == "unreachable");
-  CHECK(r.error() == "cannot connect to 127.0.0.1:" + std::to_string(port) +
-                         ": connection refused");
+  CHECK(r.error() ==
+        "cannot connect to 127.0.0.1:" + std::to_string(port) + ": connection refused");
 }
 
 TEST_CASE("client: timeout against a server that never answers") {
@@ -319,9 +319,8 @@ TEST_CASE("client: timeout against a server that never answers") {
 }
 
 TEST_CASE("client: a response body over the limit") {
-  HttpServer server({}, [](const HttpRequest&) {
-    return HttpResponse::text(200, std::string(2048, 'z'));
-  });
+  HttpServer server(
+      {}, [](const HttpRequest&) { return HttpResponse::text(200, std::string(2048, 'z')); });
   REQUIRE(server.start().ok());
   HttpClientOptions options;
   options.max_body_bytes = 1024;
@@ -340,7 +339,8 @@ TEST_CASE("client: URLs it cannot use") {
     const char* message;
   };
   const Case cases[] = {
-      {"https://127.0.0.1:1/", "'https://127.0.0.1:1/' uses https, but only plain http is supported"},
+      {"https://127.0.0.1:1/",
+       "'https://127.0.0.1:1/' uses https, but only plain http is supported"},
       {"ftp://x/", "'ftp://x/' is not an http:// URL"},
       {"http:///path", "'http:///path' has no host"},
       {"http://host:99999/", "'http://host:99999/' has no valid host:port"},

@@ -1,10 +1,10 @@
+#include "tally/common/prometheus_text.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 #include <string>
-
-#include "tally/common/prometheus_text.h"
 
 namespace tally::prometheus {
 namespace {

@@ -17,9 +17,9 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 std::optional<std::string_view> find_header(const HttpHeaders& headers, std::string_view name);
 
 struct HttpRequest {
-  std::string method;          // "GET", "POST", …
-  std::string target;          // as sent: "/v1/producers?limit=10"
-  std::string path;            // the target before '?', not percent-decoded: "/v1/producers"
+  std::string method;  // "GET", "POST", …
+  std::string target;  // as sent: "/v1/producers?limit=10"
+  std::string path;    // the target before '?', not percent-decoded: "/v1/producers"
   std::vector<std::pair<std::string, std::string>> query;  // decoded ('+' is a space), in order
   HttpHeaders headers;
   std::string body;

@@ -31,8 +31,8 @@ namespace tally {
 struct HttpServerOptions {
   // "host:port" to listen on; port 0 picks a free port (read it back with port()).
   std::string listen = "127.0.0.1:0";
-  int io_threads = 1;      // threads running the sockets
-  int worker_threads = 2;  // threads running the handler
+  int io_threads = 1;                    // threads running the sockets
+  int worker_threads = 2;                // threads running the handler
   std::size_t body_limit = 64 * 1024;    // larger request bodies get 413
   std::size_t header_limit = 16 * 1024;  // larger request headers get 431
   // Deadline for reading one request once its first byte has arrived, and for writing one
