@@ -165,8 +165,8 @@ struct Outcome {
   std::vector<ProducerError> producer_errors;
 };
 
-Outcome decode(const FetchResult& fetched, config::ProducerFormat format,
-               PrometheusParser* parser, std::size_t max_samples) {
+Outcome decode(const FetchResult& fetched, config::ProducerFormat format, PrometheusParser* parser,
+               std::size_t max_samples) {
   Outcome out;
   if (!fetched.ok()) {
     out.reason = fetched.reason;
@@ -179,8 +179,10 @@ Outcome decode(const FetchResult& fetched, config::ProducerFormat format,
   };
   if (format == config::ProducerFormat::kPrometheus) {
     auto parsed = parser->parse(fetched.body, fetched.started_at, max_samples);
-    if (!parsed.ok()) fail(parsed.status());
-    else out.samples = std::move(*parsed);
+    if (!parsed.ok())
+      fail(parsed.status());
+    else
+      out.samples = std::move(*parsed);
     return out;
   }
   auto items = decode_collect_response(fetched.body, {.max_samples = max_samples});
@@ -395,8 +397,8 @@ class Scheduler::Impl {
     const std::string reason(reason::kInProgress);
     ++e.state.counts.failures[reason];
     ++totals_.failures[reason];
-    e.state.last_failure = CollectionFailure{
-        tally::now(), reason, "the previous collection is still running"};
+    e.state.last_failure =
+        CollectionFailure{tally::now(), reason, "the previous collection is still running"};
     if (e.logged_reason != reason) {
       e.logged_reason = reason;
       log_warn("collection_skipped", {{"producer", e.state.target.id.to_string()},
@@ -428,11 +430,10 @@ class Scheduler::Impl {
 
   void complete(const Launch& l, FetchResult fetched) {
     const auto decode_start = std::chrono::steady_clock::now();
-    Outcome out = decode(fetched, l.request.format, l.parser.get(),
-                         options_.max_samples_per_collection);
-    const auto duration =
-        fetched.duration + std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::steady_clock::now() - decode_start);
+    Outcome out =
+        decode(fetched, l.request.format, l.parser.get(), options_.max_samples_per_collection);
+    const auto duration = fetched.duration + std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 std::chrono::steady_clock::now() - decode_start);
     const bool cancelled = out.reason == reason::kCancelled;
     const uint64_t n_samples = out.samples.size();
 
@@ -530,7 +531,7 @@ class Scheduler::Impl {
   Fetcher& fetcher_;
   SamplesCallback on_samples_;
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable std::mutex mu_;         // guards everything below
   std::condition_variable wake_;  // the timer thread: the schedule changed or stopping
   std::condition_variable idle_;  // stop(): in_progress_ reached 0
   PollSchedule schedule_;

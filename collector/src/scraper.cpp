@@ -9,13 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
-
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,6 +17,12 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include "tally/common/network.h"
 
@@ -217,8 +216,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     if (endpoints.empty()) {
-      return finish(failure(reason::kForbidden, address() + " resolves to " + refused +
-                                                    ", outside allowed_networks"));
+      return finish(failure(reason::kForbidden,
+                            address() + " resolves to " + refused + ", outside allowed_networks"));
     }
     do_connect(std::move(endpoints));
   }
@@ -226,10 +225,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void do_connect(std::vector<tcp::endpoint> endpoints) {
     stream_.emplace(strand_);
     stream_->expires_at(deadline_);
-    stream_->async_connect(endpoints,
-                           [self = shared_from_this()](error_code ec, const tcp::endpoint&) {
-                             self->on_connect(ec);
-                           });
+    stream_->async_connect(
+        endpoints,
+        [self = shared_from_this()](error_code ec, const tcp::endpoint&) { self->on_connect(ec); });
   }
 
   void on_connect(error_code ec) {
@@ -262,19 +260,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request_.keep_alive(true);
     ++scraper_.requests_sent;
     stream_->expires_at(deadline_);
-    http::async_write(*stream_, request_,
-                      [self = shared_from_this()](error_code ec, std::size_t) {
-                        self->on_write(ec);
-                      });
+    http::async_write(*stream_, request_, [self = shared_from_this()](error_code ec, std::size_t) {
+      self->on_write(ec);
+    });
   }
 
   void on_write(error_code ec) {
     if (cancelled_) return finish(failure(reason::kCancelled, "producer removed"));
-    if (ec == beast::error::timeout) return finish(failure(reason::kTimeout, timeout_text("writing to")));
+    if (ec == beast::error::timeout)
+      return finish(failure(reason::kTimeout, timeout_text("writing to")));
     if (ec && retry_stale()) return;
     if (ec) {
-      return finish(failure(reason::kUnreachable, "cannot send the request to " + address() +
-                                                      ": " + lowercase_first(ec.message())));
+      return finish(failure(reason::kUnreachable, "cannot send the request to " + address() + ": " +
+                                                      lowercase_first(ec.message())));
     }
     do_read();
   }
@@ -284,10 +282,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(scraper_.options.collection.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(scraper_.options.max_header_bytes));
     stream_->expires_at(deadline_);
-    http::async_read(*stream_, buffer_, *parser_,
-                     [self = shared_from_this()](error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        *stream_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -301,9 +298,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                 byte_size_text(scraper_.options.collection.max_body_bytes)));
     }
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      return finish(failure(reason::kTooLarge,
-                            "response header from " + address() + " over " +
-                                byte_size_text(scraper_.options.max_header_bytes)));
+      return finish(
+          failure(reason::kTooLarge, "response header from " + address() + " over " +
+                                         byte_size_text(scraper_.options.max_header_bytes)));
     }
     if (ec && is_closed_by_peer(ec)) {
       // A keep-alive connection the producer closed while idle: its first read fails without a
@@ -407,22 +404,23 @@ void ScraperCore::fetch(FetchRequest request, FetchCallback done) {
   if (!conn) conn = std::make_shared<Connection>(*this);
   if (conn->assigned) {
     lock.unlock();
-    return done(failure(reason::kInProgress, "a collection of " + request.address +
-                                                 " is already queued or running"));
+    return done(failure(reason::kInProgress,
+                        "a collection of " + request.address + " is already queued or running"));
   }
   conn->assigned = true;
   Job job{std::move(request), std::move(done)};
   if (in_flight < static_cast<uint64_t>(options.collection.max_in_flight)) {
     ++in_flight;
     // Posted under the lock so that a close() of the same producer is ordered after it.
-    net::post(conn->strand(), [conn, job = std::move(job)]() mutable { conn->start(std::move(job)); });
+    net::post(conn->strand(),
+              [conn, job = std::move(job)]() mutable { conn->start(std::move(job)); });
   } else {
     queue.emplace_back(conn, std::move(job));
   }
 }
 
 void ScraperCore::finished(const std::shared_ptr<Connection>& conn, FetchCallback done,
-                             FetchResult result) {
+                           FetchResult result) {
   {
     std::lock_guard lock(mu);
     conn->assigned = false;

@@ -138,10 +138,11 @@ struct Harness {
     o.decode_threads = 0;  // decode inline: FakeFetcher::complete() returns with the state updated
     o.clock = &clock;
     o.first_offset = fixed_offset(first_offset);
-    scheduler = std::make_unique<Scheduler>(std::move(o), fetcher, [this](const Uuid& id, std::vector<Sample> s) {
-      std::lock_guard lock(mu);
-      delivered.emplace_back(id, std::move(s));
-    });
+    scheduler = std::make_unique<Scheduler>(std::move(o), fetcher,
+                                            [this](const Uuid& id, std::vector<Sample> s) {
+                                              std::lock_guard lock(mu);
+                                              delivered.emplace_back(id, std::move(s));
+                                            });
   }
 
   ProducerState state(const Uuid& id) {

@@ -151,9 +151,9 @@ class TestServer {
 
 std::string response(int status, std::string_view content_type, std::string_view body,
                      std::string_view extra_headers = "") {
-  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " +
-         std::string(content_type) + "\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n" + std::string(extra_headers) + "\r\n" + std::string(body);
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " + std::string(content_type) +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra_headers) + "\r\n" + std::string(body);
 }
 
 Sample test_sample(int64_t i) {
@@ -481,8 +481,9 @@ TEST_CASE("Scraper: an endless body is too_large, read no further than the limit
 TEST_CASE("Scraper: a declared length over the limit is too_large at once") {
   TestServer server([](Conn& c) {
     if (!c.read_request()) return;
-    c.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            "Content-Length: 10000000000\r\n\r\n[");
+    c.write(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: 10000000000\r\n\r\n[");
     c.wait_closed();
   });
   Harness h;
@@ -508,8 +509,8 @@ TEST_CASE("Scraper: an address outside allowed_networks is forbidden, without co
     check_one_failure(h, h.collect(t.id), "forbidden");
   }
   SUBCASE("a name") {
-    const ProducerTarget t =
-        h.add("localhost:" + producer.server.address().substr(producer.server.address().find(':') + 1));
+    const ProducerTarget t = h.add(
+        "localhost:" + producer.server.address().substr(producer.server.address().find(':') + 1));
     check_one_failure(h, h.collect(t.id), "forbidden");
   }
   CHECK(producer.server.accepts() == 0);
@@ -580,7 +581,8 @@ TEST_CASE("Scraper: at most max_in_flight collections run at once, the rest wait
   // The queue is FIFO: after the first two (started together), producers were served in the
   // order their collections were asked for.
   std::lock_guard lock(gate.mu);
-  CHECK(gate.routes == std::vector<std::string>{gate.routes[0], gate.routes[1], "/p2", "/p3", "/p4", "/p5"});
+  CHECK(gate.routes ==
+        std::vector<std::string>{gate.routes[0], gate.routes[1], "/p2", "/p3", "/p4", "/p5"});
   CHECK(server.accepts() == 6);
   CHECK(gate.max_current == 2);
   CHECK(h.scheduler->totals().failures.empty());

@@ -19,26 +19,27 @@ namespace tally::collector {
 // One producer to poll: from `static_producers` in the YAML or from the registry's assignment.
 struct ProducerTarget {
   Uuid id;
-  std::string address;                                             // "host:port"
-  std::string route = "/collect";                                  // sent as the request target
+  std::string address;             // "host:port"
+  std::string route = "/collect";  // sent as the request target
   config::ProducerFormat format = config::ProducerFormat::kOximeter;
-  std::chrono::microseconds interval = std::chrono::seconds(10);   // > 0
-  std::string target_name = "prometheus";                          // Prometheus format only
+  std::chrono::microseconds interval = std::chrono::seconds(10);  // > 0
+  std::string target_name = "prometheus";                         // Prometheus format only
   bool operator==(const ProducerTarget&) const = default;
 };
 
 // The failure reasons (DESIGN.md §5, plus "forbidden" and "producer_error"; see
 // docs/collection.md). http_<status> is built by http_failure_reason().
 namespace reason {
-inline constexpr std::string_view kUnreachable = "unreachable";   // resolve/connect/reset/EOF
-inline constexpr std::string_view kTimeout = "timeout";           // the collection's deadline
-inline constexpr std::string_view kDecode = "decode";             // body or HTTP framing malformed
-inline constexpr std::string_view kTooLarge = "too_large";        // body over max_body_bytes
+inline constexpr std::string_view kUnreachable = "unreachable";  // resolve/connect/reset/EOF
+inline constexpr std::string_view kTimeout = "timeout";          // the collection's deadline
+inline constexpr std::string_view kDecode = "decode";            // body or HTTP framing malformed
+inline constexpr std::string_view kTooLarge = "too_large";       // body over max_body_bytes
 inline constexpr std::string_view kTooManySamples = "too_many_samples";
-inline constexpr std::string_view kInProgress = "in_progress";    // poll skipped: one still runs
-inline constexpr std::string_view kForbidden = "forbidden";       // address outside allowed_networks
+inline constexpr std::string_view kInProgress = "in_progress";  // poll skipped: one still runs
+inline constexpr std::string_view kForbidden = "forbidden";     // address outside allowed_networks
 inline constexpr std::string_view kProducerError = "producer_error";  // one oximeter "err" item
-inline constexpr std::string_view kCancelled = "cancelled";  // producer removed / stopping; never recorded
+// The producer was removed or the collector is stopping; never recorded.
+inline constexpr std::string_view kCancelled = "cancelled";
 }  // namespace reason
 
 // "http_404", "http_500".
@@ -72,7 +73,7 @@ struct ProducerState {
   std::optional<CollectionSuccess> last_success;
   std::optional<CollectionFailure> last_failure;
   ProducerCounts counts;
-  bool in_progress = false;        // a collection is queued or running
+  bool in_progress = false;            // a collection is queued or running
   std::optional<Timestamp> next_poll;  // wall clock estimate of the next scheduled poll
 };
 

@@ -116,7 +116,7 @@ struct SchedulerOptions {
   // delivers the fetch result — for tests with a synchronous fake Fetcher only: with the Scraper
   // that would be an I/O thread.
   int decode_threads = 2;
-  const Clock* clock = &steady_clock();           // must outlive the scheduler
+  const Clock* clock = &steady_clock();  // must outlive the scheduler
   PollSchedule::OffsetFn first_offset = PollSchedule::random_offset();
 };
 

@@ -27,16 +27,16 @@
 namespace tally::collector {
 
 struct FetchRequest {
-  Uuid producer_id;  // the connection is kept per producer
+  Uuid producer_id;     // the connection is kept per producer
   std::string address;  // "host:port"
   std::string route = "/collect";
   config::ProducerFormat format = config::ProducerFormat::kOximeter;  // picks the Accept header
 };
 
 struct FetchResult {
-  std::string reason;   // "" on success, else a reason::* or http_<status>
-  std::string message;  // the failure in words, naming the address and the step
-  std::string body;     // the response body (2xx only)
+  std::string reason;                     // "" on success, else a reason::* or http_<status>
+  std::string message;                    // the failure in words, naming the address and the step
+  std::string body;                       // the response body (2xx only)
   Timestamp started_at;                   // wall clock, when the collection left the queue
   std::chrono::microseconds duration{0};  // from leaving the queue to the body read (or failure)
   bool ok() const { return reason.empty(); }
@@ -61,7 +61,7 @@ struct ScraperOptions {
   // timeout (per collection: resolve + connect + write + read), max_body_bytes, max_in_flight and
   // allowed_networks are used; max_samples_per_collection is the scheduler's business.
   config::CollectionConfig collection;
-  int io_threads = 1;                       // threads running the io_context (1–2 in the daemon)
+  int io_threads = 1;                        // threads running the io_context (1–2 in the daemon)
   std::size_t max_header_bytes = 64 * 1024;  // a larger response header is "too_large"
   std::string user_agent = "tally-collector/0.1";
 };
