@@ -1,1 +1,931 @@
+// Decoder of the collect response (DESIGN.md §3.1) on simdjson's On-Demand API.
+//
+// Conventions:
+// - Every decode_* / read_* function returns false after recording the error in error_; the
+//   message is built only then, from the path stack, so the success path never formats text.
+// - Objects whose keys are known (tagged unions, cumulative, histogram, bins, target/metric)
+//   are read with find_field_unordered in oximeter's key order: a single forward pass for
+//   oximeter's output, still correct for any order, unknown keys skipped.
+// - The sample object has an optional key (timeseries_version) that would cost a rescan when
+//   absent, so it is iterated once with a key dispatch instead.
+// - The content of a tagged union ("value" of a field, "datum" of a datum) adds no path
+//   segment: an error inside it is reported at the union, e.g. "….fields.id.value: 'zz' is
+//   not a hyphenated UUID" or "….measurement.datum.bins[2]: …".
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
 #include "tally/common/collect_json.h"
+#include "tally/common/names.h"
+
+namespace tally {
+namespace {
+
+namespace od = simdjson::ondemand;
+
+constexpr std::size_t kMaxQuotedLength = 64;
+
+// One step of a JSON path: an object key or an array index.
+struct PathSegment {
+  std::string_view key;
+  std::size_t index = 0;
+  bool is_index = false;
+};
+
+template <class T>
+constexpr std::string_view type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  if constexpr (std::is_same_v<T, int8_t>) return "i8";
+  if constexpr (std::is_same_v<T, uint8_t>) return "u8";
+  if constexpr (std::is_same_v<T, int16_t>) return "i16";
+  if constexpr (std::is_same_v<T, uint16_t>) return "u16";
+  if constexpr (std::is_same_v<T, int32_t>) return "i32";
+  if constexpr (std::is_same_v<T, uint32_t>) return "u32";
+  if constexpr (std::is_same_v<T, int64_t>) return "i64";
+  if constexpr (std::is_same_v<T, uint64_t>) return "u64";
+  if constexpr (std::is_same_v<T, float>) return "f32";
+  if constexpr (std::is_same_v<T, double>) return "f64";
+}
+
+std::string_view json_type_name(od::json_type t) {
+  switch (t) {
+    case od::json_type::array:
+      return "an array";
+    case od::json_type::object:
+      return "an object";
+    case od::json_type::number:
+      return "a number";
+    case od::json_type::string:
+      return "a string";
+    case od::json_type::boolean:
+      return "a boolean";
+    case od::json_type::null:
+      return "null";
+  }
+  return "an unknown value";
+}
+
+// Input text for a message, cut short so that a hostile value cannot bloat the logs.
+std::string clip(std::string_view text) {
+  if (text.size() <= kMaxQuotedLength) return std::string(text);
+  std::size_t cut = kMaxQuotedLength;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  std::string out(text.substr(0, cut));
+  out.append("…");
+  return out;
+}
+
+std::string quote(std::string_view text) { return "'" + clip(text) + "'"; }
+
+template <class T>
+std::string number_text(T value) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, ptr);
+}
+
+std::string_view trim_token(std::string_view token) {
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' ||
+                            token.back() == '\r')) {
+    token.remove_suffix(1);
+  }
+  return token;
+}
+
+bool is_integer_token(std::string_view token) {
+  return token.find_first_of(".eE") == std::string_view::npos;
+}
+
+// Rounds a double to float the way a float parser would; false when it is beyond the float
+// range (the cast would be undefined). Infinities pass: they are representable.
+bool to_float(double d, float& out) {
+  // Values below FLT_MAX + half an ulp round to FLT_MAX; at or above it they would overflow.
+  constexpr double kFloatOverflow = 0x1.ffffffp+127;
+  if (std::isfinite(d) && std::fabs(d) >= kFloatOverflow) return false;
+  if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
+    out = d < 0 ? std::numeric_limits<float>::lowest() : std::numeric_limits<float>::max();
+    return true;
+  }
+  out = static_cast<float>(d);
+  return true;
+}
+
+// The keys of a sample object, each a bit in the set of keys met.
+enum SampleKey : unsigned { kName = 1, kVersion = 2, kTarget = 4, kMetric = 8, kMeasurement = 16 };
+constexpr std::pair<std::string_view, SampleKey> kSampleKeys[] = {{"timeseries_name", kName},
+                                                                  {"timeseries_version", kVersion},
+                                                                  {"target", kTarget},
+                                                                  {"metric", kMetric},
+                                                                  {"measurement", kMeasurement}};
+
+// Per-thread parser state, reused across calls: the parser keeps its index buffers and the
+// copy gives simdjson the padding it may read past the end of the text.
+struct ParserBuffers {
+  od::parser parser;
+  std::string padded;
+
+  void release() {
+    parser = od::parser();
+    std::string().swap(padded);
+  }
+};
+
+// A parser holds several times the size of the last document; after a larger response the
+// buffers are dropped, so that a rare huge response does not pin its memory on the thread.
+constexpr std::size_t kRetainedDocumentSize = 4 << 20;
+
+class Decoder {
+ public:
+  Decoder(const DecodeLimits& limits, ParserBuffers& buffers)
+      : limits_(limits), buffers_(buffers) {}
+
+  Result<std::vector<CollectItem>> decode(std::string_view json);
+
+ private:
+  // Pushes a path segment for the lifetime of the scope.
+  class Scope {
+   public:
+    Scope(Decoder& d, std::string_view key) : d_(d) { d_.push({key, 0, false}); }
+    Scope(Decoder& d, std::size_t index) : d_(d) { d_.push({{}, index, true}); }
+    ~Scope() { --d_.depth_; }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Decoder& d_;
+  };
+
+  bool decode_items(od::array& items, std::vector<CollectItem>& out);
+  bool decode_item(od::value v, CollectItem& item);
+  bool decode_producer_error(od::value v, ProducerError& error);
+  bool decode_samples(od::value v, std::vector<Sample>& out);
+  bool decode_sample(od::value v, Sample& s);
+  bool decode_sample_key(SampleKey key, od::value v, Sample& s, std::string_view& name);
+  bool check_sample(const Sample& s, std::string_view name);
+  template <class Owner>
+  bool decode_owner(od::value v, Owner& owner);
+  bool decode_fields(od::value v, Fields& out);
+  bool decode_field(od::value v, std::string_view key, Field& field);
+  bool decode_field_value(od::value v, FieldValue& out);
+  bool decode_measurement(od::value v, Sample& s);
+  bool decode_datum(od::value v, Datum& out);
+  bool decode_datum_body(DatumType type, od::value& body, Datum& out);
+  template <class T>
+  bool decode_gauge(od::value& body, Datum& out);
+  bool decode_bytes(od::value& body, Datum& out);
+  template <class T>
+  bool decode_cumulative(od::value& body, Datum& out);
+  template <class T>
+  bool decode_histogram(od::value& body, Datum& out);
+  template <class T>
+  bool decode_bins(od::value v, std::vector<Bin<T>>& bins);
+  template <class T>
+  bool decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end, Bin<T>& bin,
+                  bool& unbounded_above);
+  bool decode_missing(od::value& body, Datum& out);
+
+  // Scalars and containers of the current value.
+  bool get_object(od::value& v, od::object& out);
+  bool get_array(od::value& v, od::array& out);
+  bool find(od::object& obj, std::string_view key, od::value& out);
+  bool read_string(od::value& v, std::string_view& out);
+  bool read_string_at(od::object& obj, std::string_view key, std::string_view& out);
+  template <class T>
+  bool read_parsed(od::value& v, FieldValue& out);
+  bool read_timestamp(od::value& v, Timestamp& out);
+  bool read_timestamp_at(od::object& obj, std::string_view key, Timestamp& out);
+  template <class T>
+  bool read_number(od::value& v, T& out);
+  template <class T>
+  bool read_number_at(od::object& obj, std::string_view key, T& out);
+  template <class Int>
+  bool read_integer(od::value& v, Int& out);
+  bool read_double(od::value& v, double& out, std::string_view type);
+  bool fail_number(od::value& v, simdjson::error_code error, std::string_view type,
+                   std::string_view expected);
+  bool fail_type(od::value& v, std::string_view expected);
+
+  bool fail(std::string_view problem, const char* code = "decode");
+  bool fail_json(simdjson::error_code error);
+  bool fail_too_many_samples();
+  std::string path() const;
+
+  const DecodeLimits& limits_;
+  ParserBuffers& buffers_;
+  // The path is as deep as the format, never as deep as the input: a fixed array will do.
+  static constexpr std::size_t kMaxDepth = 16;
+  void push(PathSegment segment) {
+    if (depth_ < kMaxDepth) path_[depth_] = segment;
+    ++depth_;
+  }
+  std::array<PathSegment, kMaxDepth> path_;
+  std::size_t depth_ = 0;
+  std::size_t n_samples_ = 0;
+  Status error_;
+};
+
+Result<std::vector<CollectItem>> Decoder::decode(std::string_view json) {
+  std::string& padded = buffers_.padded;
+  padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(padded.data(), json.data(), json.size());
+
+  std::vector<CollectItem> items;
+  od::document doc;
+  if (auto e = buffers_.parser.iterate(padded.data(), json.size(), padded.size()).get(doc)) {
+    fail_json(e);
+    return error_;
+  }
+  od::array root;
+  if (auto e = doc.get_array().get(root)) {
+    if (e == simdjson::INCORRECT_TYPE) {
+      fail("expected a JSON array of items");
+    } else {
+      fail_json(e);
+    }
+    return error_;
+  }
+  if (!decode_items(root, items)) return error_;
+  // At the end of the document current_location() is out of bounds; anything else is trailing.
+  if (!doc.current_location().error()) {
+    fail("unexpected content after the array");
+    return error_;
+  }
+  return items;
+}
+
+bool Decoder::decode_items(od::array& items, std::vector<CollectItem>& out) {
+  std::size_t i = 0;
+  for (auto element : items) {
+    Scope scope(*this, i++);
+    od::value v;
+    if (auto e = element.get(v)) return fail_json(e);
+    if (!decode_item(v, out.emplace_back())) return false;
+  }
+  return true;
+}
+
+bool Decoder::decode_item(od::value v, CollectItem& item) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  std::string_view status;
+  if (!read_string_at(obj, "status", status)) return false;
+  const bool ok = status == "ok";
+  if (!ok && status != "err") {
+    return fail("unknown status " + quote(status) + " (expected 'ok' or 'err')");
+  }
+  od::value info;
+  if (!find(obj, "info", info)) return false;
+  Scope scope(*this, "info");
+  return ok ? decode_samples(info, item.samples)
+            : decode_producer_error(info, item.error.emplace());
+}
+
+// oximeter's MetricsError is a tagged enum: most variants carry a string, some an object and
+// some nothing. A non-string content is kept as its JSON text so that nothing is lost.
+bool Decoder::decode_producer_error(od::value v, ProducerError& error) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  std::string_view type;
+  if (!read_string_at(obj, "type", type)) return false;
+  error.type.assign(type);
+  od::value content;
+  auto e = obj.find_field_unordered("content").get(content);
+  if (e == simdjson::NO_SUCH_FIELD) return true;
+  if (e) return fail_json(e);
+  Scope scope(*this, "content");
+  od::json_type t;
+  if (auto te = content.type().get(t)) return fail_json(te);
+  std::string_view text;
+  if (t == od::json_type::string) {
+    if (!read_string(content, text)) return false;
+  } else if (t == od::json_type::object) {
+    od::object o;
+    if (!get_object(content, o)) return false;
+    if (auto re = o.raw_json().get(text)) return fail_json(re);
+  } else if (t == od::json_type::array) {
+    od::array a;
+    if (!get_array(content, a)) return false;
+    if (auto re = a.raw_json().get(text)) return fail_json(re);
+  } else {
+    text = trim_token(content.raw_json_token());
+  }
+  error.content.assign(text);
+  return true;
+}
+
+bool Decoder::decode_samples(od::value v, std::vector<Sample>& out) {
+  od::array arr;
+  if (!get_array(v, arr)) return false;
+  // Counting first is a cheap skim of the structural index; it sizes the vector once and
+  // rejects an oversized response before any sample is parsed.
+  std::size_t count = 0;
+  if (auto e = arr.count_elements().get(count)) return fail_json(e);
+  if (count > limits_.max_samples - n_samples_) {
+    Scope scope(*this, limits_.max_samples - n_samples_);
+    return fail_too_many_samples();
+  }
+  out.reserve(count);
+  std::size_t i = 0;
+  for (auto element : arr) {
+    Scope scope(*this, i++);
+    od::value sample;
+    if (auto e = element.get(sample)) return fail_json(e);
+    if (++n_samples_ > limits_.max_samples) return fail_too_many_samples();
+    if (!decode_sample(sample, out.emplace_back())) return false;
+  }
+  return true;
+}
+
+bool Decoder::decode_sample(od::value v, Sample& s) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  unsigned seen = 0;  // a SampleKey bit per key met
+  std::string_view name;
+  for (auto element : obj) {
+    od::field field;
+    if (auto e = std::move(element).get(field)) return fail_json(e);
+    // Compared raw, as find_field_unordered does elsewhere: a key spelled with escapes is
+    // just an unknown key.
+    const od::raw_json_string key = field.key();
+    for (const auto& [known, bit] : kSampleKeys) {
+      if (!key.unsafe_is_equal(known)) continue;
+      if (seen & bit) return fail("duplicate key " + quote(known));
+      seen |= bit;
+      Scope scope(*this, known);
+      if (!decode_sample_key(bit, field.value(), s, name)) return false;
+      break;
+    }
+  }
+  for (const auto& [known, bit] : kSampleKeys) {
+    if (bit != kVersion && !(seen & bit)) return fail("missing key " + quote(known));
+  }
+  return check_sample(s, name);
+}
+
+bool Decoder::decode_sample_key(SampleKey key, od::value v, Sample& s, std::string_view& name) {
+  switch (key) {
+    case kName:
+      return read_string(v, name);
+    case kVersion:
+      return read_number(v, s.timeseries_version);
+    case kTarget:
+      return decode_owner(v, s.target);
+    case kMetric:
+      return decode_owner(v, s.metric);
+    case kMeasurement:
+      return decode_measurement(v, s);
+  }
+  return true;
+}
+
+bool Decoder::check_sample(const Sample& s, std::string_view name) {
+  const std::size_t colon = s.target.name.size();
+  if (name.size() != colon + 1 + s.metric.name.size() || name[colon] != ':' ||
+      name.substr(0, colon) != s.target.name || name.substr(colon + 1) != s.metric.name) {
+    Scope scope(*this, "timeseries_name");
+    return fail(quote(name) + " does not match the target and metric names " +
+                quote(s.timeseries_name()));
+  }
+  if (Status st = validate_sample(s); !st.ok()) return fail(st.message());
+  return true;
+}
+
+template <class Owner>
+bool Decoder::decode_owner(od::value v, Owner& owner) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  std::string_view name;
+  if (!read_string_at(obj, "name", name)) return false;
+  owner.name.assign(name);
+  od::value fields;
+  if (!find(obj, "fields", fields)) return false;
+  Scope scope(*this, "fields");
+  return decode_fields(fields, owner.fields);
+}
+
+bool Decoder::decode_fields(od::value v, Fields& out) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  for (auto element : obj) {
+    od::field field;
+    if (auto e = std::move(element).get(field)) return fail_json(e);
+    std::string_view key;
+    if (auto e = field.unescaped_key().get(key)) return fail_json(e);
+    Scope scope(*this, key);
+    if (out.empty()) out.reserve(4);  // samples have a few fields; skip the 1, 2, 4 growth
+    if (!decode_field(field.value(), key, out.emplace_back())) return false;
+  }
+  return true;
+}
+
+bool Decoder::decode_field(od::value v, std::string_view key, Field& field) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  std::string_view name;
+  if (!read_string_at(obj, "name", name)) return false;
+  if (name != key) {
+    return fail("the key " + quote(key) + " differs from the field's name " + quote(name));
+  }
+  field.name.assign(name);
+  od::value value;
+  if (!find(obj, "value", value)) return false;
+  Scope scope(*this, "value");
+  return decode_field_value(value, field.value);
+}
+
+bool Decoder::decode_field_value(od::value v, FieldValue& out) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  std::string_view type_text;
+  if (!read_string_at(obj, "type", type_text)) return false;
+  const std::optional<FieldType> type = parse_field_type(type_text);
+  if (!type) return fail("unknown field type " + quote(type_text));
+  od::value value;
+  if (!find(obj, "value", value)) return false;
+  auto set_number = [&]<class T>(T x) {
+    if (!read_number(value, x)) return false;
+    out = x;
+    return true;
+  };
+  switch (*type) {
+    case FieldType::kString: {
+      std::string_view text;
+      if (!read_string(value, text)) return false;
+      out.emplace<std::string>(text);
+      return true;
+    }
+    case FieldType::kI8:
+      return set_number(int8_t{});
+    case FieldType::kU8:
+      return set_number(uint8_t{});
+    case FieldType::kI16:
+      return set_number(int16_t{});
+    case FieldType::kU16:
+      return set_number(uint16_t{});
+    case FieldType::kI32:
+      return set_number(int32_t{});
+    case FieldType::kU32:
+      return set_number(uint32_t{});
+    case FieldType::kI64:
+      return set_number(int64_t{});
+    case FieldType::kU64:
+      return set_number(uint64_t{});
+    case FieldType::kBool:
+      return set_number(bool{});
+    case FieldType::kIpAddr:
+      return read_parsed<IpAddr>(value, out);
+    case FieldType::kUuid:
+      return read_parsed<Uuid>(value, out);
+  }
+  return fail("unknown field type " + quote(type_text));
+}
+
+bool Decoder::decode_measurement(od::value v, Sample& s) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  if (!read_timestamp_at(obj, "timestamp", s.timestamp)) return false;
+  od::value datum;
+  if (!find(obj, "datum", datum)) return false;
+  Scope scope(*this, "datum");
+  return decode_datum(datum, s.datum);
+}
+
+bool Decoder::decode_datum(od::value v, Datum& out) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  std::string_view type_text;
+  if (!read_string_at(obj, "type", type_text)) return false;
+  od::value body;
+  if (type_text == "missing") {
+    if (!find(obj, "datum", body)) return false;
+    return decode_missing(body, out);
+  }
+  const std::optional<DatumType> type = parse_datum_type(type_text);
+  if (!type) return fail("unknown type " + quote(type_text));
+  if (!find(obj, "datum", body)) return false;
+  return decode_datum_body(*type, body, out);
+}
+
+bool Decoder::decode_datum_body(DatumType type, od::value& body, Datum& out) {
+  switch (type) {
+    case DatumType::kBool:
+      return decode_gauge<bool>(body, out);
+    case DatumType::kI8:
+      return decode_gauge<int8_t>(body, out);
+    case DatumType::kU8:
+      return decode_gauge<uint8_t>(body, out);
+    case DatumType::kI16:
+      return decode_gauge<int16_t>(body, out);
+    case DatumType::kU16:
+      return decode_gauge<uint16_t>(body, out);
+    case DatumType::kI32:
+      return decode_gauge<int32_t>(body, out);
+    case DatumType::kU32:
+      return decode_gauge<uint32_t>(body, out);
+    case DatumType::kI64:
+      return decode_gauge<int64_t>(body, out);
+    case DatumType::kU64:
+      return decode_gauge<uint64_t>(body, out);
+    case DatumType::kF32:
+      return decode_gauge<float>(body, out);
+    case DatumType::kF64:
+      return decode_gauge<double>(body, out);
+    case DatumType::kString: {
+      std::string_view text;
+      if (!read_string(body, text)) return false;
+      out.emplace<std::string>(text);
+      return true;
+    }
+    case DatumType::kBytes:
+      return decode_bytes(body, out);
+    case DatumType::kCumulativeI64:
+      return decode_cumulative<int64_t>(body, out);
+    case DatumType::kCumulativeU64:
+      return decode_cumulative<uint64_t>(body, out);
+    case DatumType::kCumulativeF32:
+      return decode_cumulative<float>(body, out);
+    case DatumType::kCumulativeF64:
+      return decode_cumulative<double>(body, out);
+    case DatumType::kHistogramI8:
+      return decode_histogram<int8_t>(body, out);
+    case DatumType::kHistogramU8:
+      return decode_histogram<uint8_t>(body, out);
+    case DatumType::kHistogramI16:
+      return decode_histogram<int16_t>(body, out);
+    case DatumType::kHistogramU16:
+      return decode_histogram<uint16_t>(body, out);
+    case DatumType::kHistogramI32:
+      return decode_histogram<int32_t>(body, out);
+    case DatumType::kHistogramU32:
+      return decode_histogram<uint32_t>(body, out);
+    case DatumType::kHistogramI64:
+      return decode_histogram<int64_t>(body, out);
+    case DatumType::kHistogramU64:
+      return decode_histogram<uint64_t>(body, out);
+    case DatumType::kHistogramF32:
+      return decode_histogram<float>(body, out);
+    case DatumType::kHistogramF64:
+      return decode_histogram<double>(body, out);
+  }
+  return fail("unknown type " + quote(to_string(type)));
+}
+
+template <class T>
+bool Decoder::decode_gauge(od::value& body, Datum& out) {
+  T value{};
+  if (!read_number(body, value)) return false;
+  out = value;
+  return true;
+}
+
+bool Decoder::decode_bytes(od::value& body, Datum& out) {
+  od::array arr;
+  if (!get_array(body, arr)) return false;
+  Bytes& bytes = out.emplace<Bytes>();
+  std::size_t i = 0;
+  for (auto element : arr) {
+    Scope scope(*this, i++);
+    od::value v;
+    if (auto e = element.get(v)) return fail_json(e);
+    uint8_t byte = 0;
+    if (!read_number(v, byte)) return false;
+    bytes.push_back(byte);
+  }
+  return true;
+}
+
+template <class T>
+bool Decoder::decode_cumulative(od::value& body, Datum& out) {
+  od::object obj;
+  if (!get_object(body, obj)) return false;
+  Cumulative<T>& c = out.emplace<Cumulative<T>>();
+  return read_timestamp_at(obj, "start_time", c.start_time) &&
+         read_number_at(obj, "value", c.value);
+}
+
+// The quantile estimates oximeter may add (p50, p90, p99) are not asked for, so they are skipped.
+template <class T>
+bool Decoder::decode_histogram(od::value& body, Datum& out) {
+  od::object obj;
+  if (!get_object(body, obj)) return false;
+  Histogram<T>& h = out.emplace<Histogram<T>>();
+  if (!read_timestamp_at(obj, "start_time", h.start_time)) return false;
+  od::value bins;
+  if (!find(obj, "bins", bins)) return false;
+  {
+    Scope scope(*this, "bins");
+    if (!decode_bins(bins, h.bins)) return false;
+  }
+  return read_number_at(obj, "n_samples", h.n_samples) && read_number_at(obj, "min", h.min) &&
+         read_number_at(obj, "max", h.max) &&
+         read_number_at(obj, "sum_of_samples", h.sum_of_samples) &&
+         read_number_at(obj, "squared_mean", h.squared_mean);
+}
+
+template <class T>
+bool Decoder::decode_bins(od::value v, std::vector<Bin<T>>& bins) {
+  od::array arr;
+  if (!get_array(v, arr)) return false;
+  bins.reserve(16);
+  std::optional<T> prev_end;
+  bool unbounded_above = false;
+  std::size_t i = 0;
+  for (auto element : arr) {
+    Scope scope(*this, i);
+    if (unbounded_above) return fail("a bin follows the range_from bin, which must be the last");
+    od::value bin;
+    if (auto e = element.get(bin)) return fail_json(e);
+    if (!decode_bin(bin, i, prev_end, bins.emplace_back(), unbounded_above)) return false;
+    ++i;
+  }
+  if (bins.empty()) return fail("a histogram needs at least one bin");
+  if (!unbounded_above) return fail("the last bin must be range_from (unbounded above)");
+  return true;
+}
+
+// Turns one oximeter range into a lower edge, checking that it starts where the previous
+// bin ended: the model keeps only lower edges, so a gap or overlap could not be represented.
+template <class T>
+bool Decoder::decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end, Bin<T>& bin,
+                         bool& unbounded_above) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  od::value range_value;
+  if (!find(obj, "range", range_value)) return false;
+  {
+    Scope scope(*this, "range");
+    od::object range;
+    if (!get_object(range_value, range)) return false;
+    std::string_view kind;
+    if (!read_string_at(range, "type", kind)) return false;
+    T start{};
+    T end{};
+    const bool has_start = kind == "range" || kind == "range_from";
+    const bool has_end = kind == "range" || kind == "range_to";
+    if (!has_start && !has_end) {
+      return fail("unknown range type " + quote(kind) +
+                  " (expected range_to, range or range_from)");
+    }
+    if (has_start && !read_number_at(range, "start", start)) return false;
+    if (has_end && !read_number_at(range, "end", end)) return false;
+    if constexpr (std::is_floating_point_v<T>) {
+      if ((has_start && std::isnan(start)) || (has_end && std::isnan(end))) {
+        return fail("a bin edge is NaN");
+      }
+    }
+    if (!has_start && i != 0) return fail("only the first bin may be range_to");
+    if (has_start && prev_end && start != *prev_end) {
+      return fail("bins are not contiguous: this one starts at " + number_text(start) +
+                  " but the previous one ends at " + number_text(*prev_end));
+    }
+    if (has_start && has_end && !(start < end)) {
+      return fail("empty range: start " + number_text(start) + " is not below end " +
+                  number_text(end));
+    }
+    if (has_start) bin.lower = start;
+    if (has_end) prev_end = end;
+    unbounded_above = !has_end;
+  }
+  return read_number_at(obj, "count", bin.count);
+}
+
+// {"datum_type": "i64", "start_time": null | "…"}; an absent start_time reads as null.
+bool Decoder::decode_missing(od::value& body, Datum& out) {
+  od::object obj;
+  if (!get_object(body, obj)) return false;
+  Missing& missing = out.emplace<Missing>();
+  std::string_view type_text;
+  if (!read_string_at(obj, "datum_type", type_text)) return false;
+  const std::optional<DatumType> type = parse_datum_type(type_text);
+  if (!type) {
+    Scope scope(*this, "datum_type");
+    return fail("unknown datum type " + quote(type_text));
+  }
+  missing.datum_type = *type;
+  od::value start;
+  auto e = obj.find_field_unordered("start_time").get(start);
+  if (e == simdjson::NO_SUCH_FIELD) return true;
+  if (e) return fail_json(e);
+  Scope scope(*this, "start_time");
+  od::json_type t;
+  if (auto te = start.type().get(t)) return fail_json(te);
+  if (t == od::json_type::null) return true;
+  return read_timestamp(start, missing.start_time.emplace());
+}
+
+bool Decoder::get_object(od::value& v, od::object& out) {
+  if (auto e = v.get_object().get(out)) {
+    return e == simdjson::INCORRECT_TYPE ? fail_type(v, "an object") : fail_json(e);
+  }
+  return true;
+}
+
+bool Decoder::get_array(od::value& v, od::array& out) {
+  if (auto e = v.get_array().get(out)) {
+    return e == simdjson::INCORRECT_TYPE ? fail_type(v, "an array") : fail_json(e);
+  }
+  return true;
+}
+
+bool Decoder::find(od::object& obj, std::string_view key, od::value& out) {
+  auto e = obj.find_field_unordered(key).get(out);
+  if (e == simdjson::NO_SUCH_FIELD) return fail("missing key " + quote(key));
+  if (e) return fail_json(e);
+  return true;
+}
+
+bool Decoder::read_string(od::value& v, std::string_view& out) {
+  if (auto e = v.get_string().get(out)) {
+    return e == simdjson::INCORRECT_TYPE ? fail_type(v, "a string") : fail_json(e);
+  }
+  return true;
+}
+
+bool Decoder::read_string_at(od::object& obj, std::string_view key, std::string_view& out) {
+  od::value v;
+  if (!find(obj, key, v)) return false;
+  Scope scope(*this, key);
+  return read_string(v, out);
+}
+
+// A value held as text in JSON and parsed by the model (T::parse): IpAddr, Uuid.
+template <class T>
+bool Decoder::read_parsed(od::value& v, FieldValue& out) {
+  std::string_view text;
+  if (!read_string(v, text)) return false;
+  Result<T> parsed = T::parse(text);
+  if (!parsed.ok()) return fail(parsed.error());
+  out = *parsed;
+  return true;
+}
+
+bool Decoder::read_timestamp(od::value& v, Timestamp& out) {
+  std::string_view text;
+  if (!read_string(v, text)) return false;
+  Result<Timestamp> t = parse_rfc3339(text);
+  if (!t.ok()) return fail(t.error());
+  out = *t;
+  return true;
+}
+
+bool Decoder::read_timestamp_at(od::object& obj, std::string_view key, Timestamp& out) {
+  od::value v;
+  if (!find(obj, key, v)) return false;
+  Scope scope(*this, key);
+  return read_timestamp(v, out);
+}
+
+template <class T>
+bool Decoder::read_number(od::value& v, T& out) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (auto e = v.get_bool().get(out)) {
+      return e == simdjson::INCORRECT_TYPE ? fail_type(v, "true or false") : fail_json(e);
+    }
+    return true;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return read_double(v, out, "f64");
+  } else if constexpr (std::is_same_v<T, float>) {
+    double d = 0;
+    if (!read_double(v, d, "f32")) return false;
+    // Rounding the text straight to float avoids the rare double-rounding error of going
+    // through double; from_chars refuses overflow and underflow, which to_float then handles.
+    if (std::isfinite(d) && d != 0) {
+      const std::string_view token = trim_token(v.raw_json_token());
+      auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), out);
+      if (ec == std::errc() && ptr == token.data() + token.size()) return true;
+    }
+    if (!to_float(d, out)) return fail(number_text(d) + " is out of range for f32");
+    return true;
+  } else {
+    return read_integer(v, out);
+  }
+}
+
+template <class T>
+bool Decoder::read_number_at(od::object& obj, std::string_view key, T& out) {
+  od::value v;
+  if (!find(obj, key, v)) return false;
+  Scope scope(*this, key);
+  return read_number(v, out);
+}
+
+template <class Int>
+bool Decoder::read_integer(od::value& v, Int& out) {
+  constexpr std::string_view kType = type_name<Int>();
+  if constexpr (std::is_signed_v<Int>) {
+    int64_t x = 0;
+    if (auto e = v.get_int64().get(x)) return fail_number(v, e, kType, "an integer");
+    if (x < std::numeric_limits<Int>::min() || x > std::numeric_limits<Int>::max()) {
+      return fail(number_text(x) + " is out of range for " + std::string(kType));
+    }
+    out = static_cast<Int>(x);
+  } else {
+    uint64_t x = 0;
+    if (auto e = v.get_uint64().get(x)) return fail_number(v, e, kType, "an integer");
+    if (x > std::numeric_limits<Int>::max()) {
+      return fail(number_text(x) + " is out of range for " + std::string(kType));
+    }
+    out = static_cast<Int>(x);
+  }
+  return true;
+}
+
+// A float is a JSON number or one of the strings oximeter writes for the non-finite values.
+bool Decoder::read_double(od::value& v, double& out, std::string_view type) {
+  od::json_type t;
+  if (auto e = v.type().get(t)) return fail_json(e);
+  if (t == od::json_type::string) {
+    std::string_view text;
+    if (!read_string(v, text)) return false;
+    if (text == "NaN") {
+      out = std::numeric_limits<double>::quiet_NaN();
+    } else if (text == "Infinity") {
+      out = std::numeric_limits<double>::infinity();
+    } else if (text == "-Infinity") {
+      out = -std::numeric_limits<double>::infinity();
+    } else {
+      return fail(quote(text) + " is not a number (" + std::string(type) +
+                  " strings are only \"NaN\", \"Infinity\" and \"-Infinity\")");
+    }
+    return true;
+  }
+  if (auto e = v.get_double().get(out)) return fail_number(v, e, type, "a number");
+  return true;
+}
+
+bool Decoder::fail_number(od::value& v, simdjson::error_code error, std::string_view type,
+                          std::string_view expected) {
+  od::json_type t;
+  if (v.type().get(t)) return fail_json(error);
+  if (t != od::json_type::number) {
+    return fail_type(v, std::string(expected) + " (" + std::string(type) + ")");
+  }
+  const std::string_view token = trim_token(v.raw_json_token());
+  if (error == simdjson::NUMBER_ERROR) {
+    return fail(clip(token) + " is not a valid " + std::string(type) +
+                " (malformed or out of range)");
+  }
+  if (!is_integer_token(token)) {
+    return fail(clip(token) + " is not an integer (" + std::string(type) + ")");
+  }
+  return fail(clip(token) + " is out of range for " + std::string(type));
+}
+
+bool Decoder::fail_type(od::value& v, std::string_view expected) {
+  od::json_type t;
+  if (auto e = v.type().get(t)) return fail_json(e);
+  return fail("expected " + std::string(expected) + ", got " + std::string(json_type_name(t)));
+}
+
+bool Decoder::fail(std::string_view problem, const char* code) {
+  std::string message = path();
+  if (!message.empty()) message += ": ";
+  message += problem;
+  error_ = Status::error(std::move(message), code);
+  return false;
+}
+
+bool Decoder::fail_too_many_samples() {
+  return fail("the response holds more than " + std::to_string(limits_.max_samples) +
+                  " samples (the limit)",
+              "too_many_samples");
+}
+
+bool Decoder::fail_json(simdjson::error_code error) {
+  return fail(std::string("invalid JSON: ") + simdjson::error_message(error));
+}
+
+std::string Decoder::path() const {
+  std::string out;
+  for (std::size_t i = 0; i < std::min(depth_, kMaxDepth); ++i) {
+    const PathSegment& s = path_[i];
+    if (s.is_index) {
+      out += '[';
+      out += std::to_string(s.index);
+      out += ']';
+    } else {
+      if (!out.empty()) out += '.';
+      out += s.key;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
+                                                         const DecodeLimits& limits) {
+  thread_local ParserBuffers buffers;
+  Result<std::vector<CollectItem>> result = Decoder(limits, buffers).decode(json);
+  if (json.size() > kRetainedDocumentSize) buffers.release();
+  return result;
+}
+
+}  // namespace tally

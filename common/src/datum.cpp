@@ -17,7 +17,9 @@ constexpr std::string_view kDatumTypeNames[kDatumTypeCount] = {
 template <class T>
 bool same_value(const T& a, const T& b) {
   if constexpr (std::is_floating_point_v<T>) {
-    return std::memcmp(&a, &b, sizeof(T)) == 0 || a == b;  // NaN == NaN; 0.0 == -0.0 is not
+    // Any NaN equals any NaN (JSON carries no payload); otherwise bitwise, so 0.0 != -0.0.
+    if (std::isnan(a) && std::isnan(b)) return true;
+    return std::memcmp(&a, &b, sizeof(T)) == 0;
   } else {
     return a == b;
   }

@@ -11,12 +11,17 @@ namespace {
 constexpr std::string_view kFieldTypeNames[kFieldTypeCount] = {
     "string", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "ip_addr", "uuid", "bool"};
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// A table, not comparisons: the digits of a random UUID defeat branch prediction, and UUIDs
+// are parsed for nearly every decoded sample.
+constexpr std::array<int8_t, 256> kHexValues = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int c = 0; c < 10; ++c) t['0' + c] = static_cast<int8_t>(c);
+  for (int c = 0; c < 6; ++c) t['a' + c] = t['A' + c] = static_cast<int8_t>(10 + c);
+  return t;
+}();
+
+int hex_value(char c) { return kHexValues[static_cast<unsigned char>(c)]; }
 
 template <class Int>
 Result<FieldValue> parse_integer(std::string_view text, FieldType type) {
@@ -41,7 +46,9 @@ Result<Uuid> Uuid::parse(std::string_view text) {
   }
   std::size_t byte = 0;
   for (std::size_t i = 0; i < text.size();) {
-    if (text[i] == '-') {
+    // Skip only the hyphens checked above: a stray one elsewhere must fail the hex check,
+    // or the pairs shift and text[i + 1] reads one past the end.
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
       ++i;
       continue;
     }
@@ -82,6 +89,10 @@ std::string Uuid::to_string() const {
 
 Result<IpAddr> IpAddr::parse(std::string_view text) {
   IpAddr ip;
+  // inet_pton reads a C string: an embedded NUL would hide whatever follows it.
+  if (text.find('\0') != std::string_view::npos) {
+    return Status::error("'" + std::string(text) + "' is not an IPv4 or IPv6 address", "invalid");
+  }
   const std::string s(text);
   if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) return ip;
   if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) == 1) {

@@ -1,6 +1,7 @@
 #include "tally/common/time.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 
 namespace tally {
@@ -167,7 +168,8 @@ Result<std::chrono::microseconds> parse_duration(std::string_view text) {
   }
   const double us = value * scale;
   if (us > 1e17) return bad();
-  return std::chrono::microseconds(static_cast<int64_t>(us));
+  // Rounded, not truncated: 1.005ms is 1004.9999… in binary floating point.
+  return std::chrono::microseconds(std::llround(us));
 }
 
 std::string format_duration(std::chrono::microseconds d) {
