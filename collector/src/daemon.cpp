@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include "tally/collector/api.h"
 #include "tally/collector/collector_metrics.h"
 #include "tally/collector/registry_link.h"
+#include "tally/collector/sample_pipeline.h"
 #include "tally/collector/scheduler.h"
 #include "tally/collector/schema_check.h"
 #include "tally/collector/scraper.h"
@@ -65,23 +65,12 @@ ProducerTarget to_target(const AssignedProducer& p) {
 
 std::string str(uint64_t n) { return std::to_string(n); }
 
-// Samples the schema store could not check, kept to be checked again; `producer` is empty for
-// the collector's own samples.
-struct PendingBatch {
-  std::optional<Uuid> producer;
-  std::vector<Sample> samples;
-};
-
 }  // namespace
 
 class Daemon::Impl final : public ApiBackend {
  public:
   explicit Impl(DaemonOptions options)
-      : options_(std::move(options)), config_(options_.config), start_time_(tally::now()) {
-    max_pending_ = options_.max_pending_schema_samples > 0
-                       ? options_.max_pending_schema_samples
-                       : std::max<std::size_t>(1000, config_.database.max_queue_samples / 4);
-  }
+      : options_(std::move(options)), config_(options_.config), start_time_(tally::now()) {}
 
   ~Impl() override { stop(); }
 
@@ -101,48 +90,33 @@ class Daemon::Impl final : public ApiBackend {
   std::string metrics_text() const override { return render_prometheus(snapshot()); }
 
  private:
-  // The data path after decoding: schema check, then the sink. Runs on the scheduler's decode
-  // threads and on the housekeeping thread, never on an I/O thread (the check may block).
-  void on_samples(const std::optional<Uuid>& producer, std::vector<Sample> samples,
-                  bool retry = false);
-  void account(const std::optional<Uuid>& producer, const SchemaCheckResult& r, bool retry);
-  void defer(const std::optional<Uuid>& producer, std::vector<Sample> samples, bool front);
-  void retry_pending();
-  void drop_pending(const char* why);
   void push_self_samples();
   void housekeeping();
 
   void on_assignments(std::vector<AssignedProducer> assigned);
   void apply_targets();
   CollectorSnapshot snapshot() const;
-  ProducerView view(const ProducerState& state) const;  // targets_mu_ held
+  ProducerView view(const ProducerState& state) const;
 
   DaemonOptions options_;
   const config::CollectorConfig& config_;
   const Timestamp start_time_;
-  std::size_t max_pending_ = 0;
   Uuid id_;
-  PipelineCounters counters_;
 
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<SchemaChecker> checker_;
+  std::unique_ptr<SamplePipeline> pipeline_;
   std::unique_ptr<Scraper> scraper_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<RegistryLink> link_;
 
   // Which producers are polled: the YAML's and the registry's. apply_mu_ serialises whole
-  // updates of the scheduler's set; targets_mu_ guards the data and is never held while
-  // calling the scheduler.
+  // updates of the scheduler's (and the pipeline's) set; targets_mu_ guards the lists and is
+  // never held while calling the scheduler.
   std::mutex apply_mu_;
   mutable std::mutex targets_mu_;
-  std::vector<ProducerTarget> static_targets_;      // targets_mu_
-  std::vector<ProducerTarget> registry_targets_;    // targets_mu_
-  std::map<Uuid, ProducerPipelineState> pipeline_;  // targets_mu_
-
-  std::mutex pending_mu_;
-  std::deque<PendingBatch> pending_;  // pending_mu_, oldest first
-  std::size_t pending_samples_ = 0;   // pending_mu_
-  bool pending_full_logged_ = false;  // pending_mu_
+  std::vector<ProducerTarget> static_targets_;    // targets_mu_
+  std::vector<ProducerTarget> registry_targets_;  // targets_mu_
 
   std::mutex house_mu_;
   std::condition_variable house_wake_;
@@ -197,6 +171,12 @@ Status Daemon::Impl::start() {
   if (!sink.ok()) return Status::error(sink.error(), "spool_io");
   sink_ = std::move(*sink);
   checker_ = std::make_unique<SchemaChecker>(make_schema_source(factory));
+  const std::size_t max_pending =
+      options_.max_pending_schema_samples > 0
+          ? options_.max_pending_schema_samples
+          : std::max<std::size_t>(1000, config_.database.max_queue_samples / 4);
+  pipeline_ = std::make_unique<SamplePipeline>(*checker_, *sink_,
+                                               SamplePipelineOptions{.max_pending = max_pending});
 
   // One I/O thread moves the bytes of thousands of producers; a second helps on larger hosts.
   const int io_threads = std::thread::hardware_concurrency() > 4 ? 2 : 1;
@@ -206,7 +186,7 @@ Status Daemon::Impl::start() {
       SchedulerOptions{.max_samples_per_collection =
                            static_cast<std::size_t>(config_.collection.max_samples_per_collection)},
       *scraper_, [this](const Uuid& producer, std::vector<Sample> samples) {
-        on_samples(producer, std::move(samples));
+        pipeline_->push(producer, std::move(samples));
       });
 
   server_ = std::make_unique<HttpServer>(
@@ -260,8 +240,8 @@ void Daemon::Impl::stop() {
   if (started_) {
     // A last chance for the samples set aside, only if Postgres answers: stopping must not
     // wait for connect timeouts.
-    if (sink_->stats().database_up) retry_pending();
-    drop_pending("the collector is stopping");
+    if (sink_->stats().database_up) pipeline_->retry_pending();
+    pipeline_->drop_pending("the collector is stopping");
     push_self_samples();
   }
   if (sink_) sink_->stop();
@@ -274,142 +254,10 @@ void Daemon::Impl::stop() {
   }
 }
 
-void Daemon::Impl::on_samples(const std::optional<Uuid>& producer, std::vector<Sample> samples,
-                              bool retry) {
-  SchemaCheckResult r = checker_->check(std::move(samples));
-  account(producer, r, retry);
-  if (!r.accepted.empty()) sink_->push(std::move(r.accepted));  // drops are counted by the sink
-  if (!r.unchecked.empty()) defer(producer, std::move(r.unchecked), retry);
-}
-
-void Daemon::Impl::account(const std::optional<Uuid>& producer, const SchemaCheckResult& r,
-                           bool retry) {
-  const SchemaRejections& rej = r.rejections;
-  counters_.rejected_schema += rej.schema;
-  counters_.rejected_unstorable += rej.unstorable;
-  counters_.schemas_created += r.schemas_created;
-  const bool deferred = !r.unchecked.empty() && !retry;
-  if (deferred) counters_.deferred_schema_unavailable += r.unchecked.size();
-  if (producer) {
-    if (rej.schema > 0) ++counters_.failures_schema;
-    if (rej.unstorable > 0) ++counters_.failures_unstorable;
-    if (deferred) ++counters_.failures_schema_unavailable;
-  }
-  if (rej.total() == 0 && !deferred) return;
-
-  const Timestamp now = tally::now();
-  const std::string who = producer ? producer->to_string() : "tally_collector";
-  std::vector<std::string> new_conflicts;
-  {
-    std::lock_guard lock(targets_mu_);
-    ProducerPipelineState* p = nullptr;
-    if (producer) {
-      auto it = pipeline_.find(*producer);
-      if (it != pipeline_.end()) p = &it->second;
-    }
-    if (p != nullptr) {
-      p->rejected_schema += rej.schema;
-      p->rejected_unstorable += rej.unstorable;
-      if (rej.schema > 0) ++p->failures_schema;
-      if (rej.unstorable > 0) ++p->failures_unstorable;
-      if (deferred) {
-        p->deferred += r.unchecked.size();
-        ++p->failures_schema_unavailable;
-        p->last_failure =
-            CollectionFailure{now, "schema_unavailable",
-                              str(r.unchecked.size()) +
-                                  " samples set aside to be checked again: " + r.status.message()};
-      }
-      if (rej.unstorable > 0) {
-        p->last_failure = CollectionFailure{now, "unstorable", rej.first_unstorable};
-      }
-      if (rej.schema > 0 && !rej.conflicts.empty()) {
-        p->last_failure = CollectionFailure{now, "schema", rej.conflicts.front()};
-      }
-      for (const std::string& message : rej.conflicts) {
-        auto same = std::find_if(p->conflicts.begin(), p->conflicts.end(),
-                                 [&](const SchemaConflict& c) { return c.message == message; });
-        if (same != p->conflicts.end()) {
-          same->last_seen = now;
-          ++same->collections;
-          continue;
-        }
-        new_conflicts.push_back(message);
-        p->conflicts.push_back(SchemaConflict{now, now, message, 1});
-        if (p->conflicts.size() > ProducerPipelineState::kMaxConflicts) p->conflicts.pop_front();
-      }
-    } else {
-      new_conflicts = rej.conflicts;  // the collector's own samples, or a producer just removed
-    }
-  }
-  // Logged once per producer and conflict; the counts carry the repetitions.
-  for (const std::string& message : new_conflicts) {
-    log_warn("schema_conflict", {{"producer", who}, {"conflict", message}});
-  }
-  if (rej.unstorable > 0) {
-    log_debug(
-        "samples_unstorable",
-        {{"producer", who}, {"samples", str(rej.unstorable)}, {"first", rej.first_unstorable}});
-  }
-}
-
-void Daemon::Impl::defer(const std::optional<Uuid>& producer, std::vector<Sample> samples,
-                         bool front) {
-  const std::size_t n = samples.size();
-  std::lock_guard lock(pending_mu_);
-  if (pending_samples_ + n > max_pending_) {
-    counters_.dropped_schema_unavailable += n;
-    if (!pending_full_logged_) {
-      pending_full_logged_ = true;
-      log_error("pending_schema_full",
-                {{"dropped", str(n)},
-                 {"pending", str(pending_samples_)},
-                 {"limit", str(max_pending_)},
-                 {"action", "dropping samples of unchecked schemas until the database returns"}});
-    }
-    return;
-  }
-  PendingBatch batch{producer, std::move(samples)};
-  if (front) {
-    pending_.push_front(std::move(batch));
-  } else {
-    pending_.push_back(std::move(batch));
-  }
-  pending_samples_ += n;
-  counters_.pending_schema = pending_samples_;
-}
-
-void Daemon::Impl::retry_pending() {
-  std::deque<PendingBatch> batches;
-  {
-    std::lock_guard lock(pending_mu_);
-    if (pending_.empty()) return;
-    batches.swap(pending_);
-    pending_samples_ = 0;
-    counters_.pending_schema = 0;
-    pending_full_logged_ = false;
-  }
-  // Newest first, each put back at the front, so the queue keeps its order when the check
-  // still cannot run.
-  for (auto it = batches.rbegin(); it != batches.rend(); ++it) {
-    on_samples(it->producer, std::move(it->samples), /*retry=*/true);
-  }
-}
-
-void Daemon::Impl::drop_pending(const char* why) {
-  std::lock_guard lock(pending_mu_);
-  if (pending_samples_ == 0) return;
-  counters_.dropped_schema_unavailable += pending_samples_;
-  log_error("pending_schema_dropped", {{"samples", str(pending_samples_)}, {"why", why}});
-  pending_.clear();
-  pending_samples_ = 0;
-  counters_.pending_schema = 0;
-}
-
 void Daemon::Impl::push_self_samples() {
   std::vector<Sample> samples = make_self_samples(snapshot(), tally::now());
-  counters_.self_samples += samples.size();
-  on_samples(std::nullopt, std::move(samples));
+  pipeline_->count_self_samples(samples.size());
+  pipeline_->push(std::nullopt, std::move(samples));
 }
 
 void Daemon::Impl::housekeeping() {
@@ -421,7 +269,7 @@ void Daemon::Impl::housekeeping() {
     house_wake_.wait_for(lock, tick, [this] { return house_stop_; });
     if (house_stop_) break;
     lock.unlock();
-    retry_pending();
+    pipeline_->retry_pending();
     if (Clock::now() >= next_self) {
       push_self_samples();
       next_self = std::max(next_self + options_.self_interval, Clock::now());
@@ -457,32 +305,23 @@ void Daemon::Impl::on_assignments(std::vector<AssignedProducer> assigned) {
 void Daemon::Impl::apply_targets() {
   std::lock_guard apply(apply_mu_);
   std::vector<ProducerTarget> all;
+  std::map<Uuid, std::string> sources;
   {
     std::lock_guard lock(targets_mu_);
-    std::set<Uuid> ids;
-    std::map<Uuid, ProducerPipelineState> kept;
     const auto take = [&](const ProducerTarget& t, const char* source) {
-      if (!ids.insert(t.id).second) return false;
-      auto it = pipeline_.find(t.id);
-      ProducerPipelineState state =
-          it != pipeline_.end() ? std::move(it->second) : ProducerPipelineState{};
-      state.source = source;
-      kept.emplace(t.id, std::move(state));
-      all.push_back(t);
-      return true;
+      if (sources.emplace(t.id, source).second) all.push_back(t);
     };
     for (const ProducerTarget& t : static_targets_) take(t, "static");
     // A producer both in the YAML and assigned by the registry is polled once, as configured.
     for (const ProducerTarget& t : registry_targets_) take(t, "registry");
-    pipeline_ = std::move(kept);
   }
+  pipeline_->set_producers(sources);
   scheduler_->set_producers(all);
 }
 
 ProducerView Daemon::Impl::view(const ProducerState& state) const {
   ProducerView v{.state = state};
-  auto it = pipeline_.find(state.target.id);
-  if (it != pipeline_.end()) v.pipeline = it->second;
+  if (auto p = pipeline_->producer(state.target.id)) v.pipeline = std::move(*p);
   return v;
 }
 
@@ -490,7 +329,6 @@ std::vector<ProducerView> Daemon::Impl::producers() const {
   const std::vector<ProducerState> states = scheduler_->snapshot();
   std::vector<ProducerView> out;
   out.reserve(states.size());
-  std::lock_guard lock(targets_mu_);
   for (const ProducerState& s : states) out.push_back(view(s));
   return out;
 }
@@ -498,7 +336,6 @@ std::vector<ProducerView> Daemon::Impl::producers() const {
 std::optional<ProducerView> Daemon::Impl::producer(const Uuid& id) const {
   auto state = scheduler_->snapshot(id);
   if (!state) return std::nullopt;
-  std::lock_guard lock(targets_mu_);
   return view(*state);
 }
 
@@ -519,7 +356,7 @@ HealthView Daemon::Impl::health() {
   h.queue_depth = s.queue_depth + s.in_flight;
   h.spool_files = s.spool_files;
   h.spool_bytes = s.spool_bytes;
-  h.pending_schema = counters_.pending_schema.load(std::memory_order_relaxed);
+  h.pending_schema = pipeline_->totals().pending_schema;
   return h;
 }
 
@@ -531,7 +368,7 @@ CollectorSnapshot Daemon::Impl::snapshot() const {
   s.scheduler = scheduler_->totals();
   s.scraper = scraper_->stats();
   s.sink = sink_->stats();
-  s.pipeline = counters_.totals();
+  s.pipeline = pipeline_->totals();
   s.schemas_cached = checker_->cached_schemas();
   if (link_) {
     const RegistryLinkStats& r = link_->stats();

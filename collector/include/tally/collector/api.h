@@ -11,42 +11,18 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "tally/collector/producer_target.h"
+#include "tally/collector/sample_pipeline.h"
 #include "tally/common/field.h"
 #include "tally/common/http_message.h"
 #include "tally/common/result.h"
 #include "tally/common/time.h"
 
 namespace tally::collector {
-
-// One schema conflict seen for a producer: the checker's message (the difference, then both
-// schemas spelled out), and how often it happened.
-struct SchemaConflict {
-  Timestamp first_seen;
-  Timestamp last_seen;
-  std::string message;
-  uint64_t collections = 0;  // collections in which it was seen
-};
-
-// What the daemon knows about a producer beyond the scheduler's ProducerState: what happened to
-// its samples after they were collected.
-struct ProducerPipelineState {
-  std::string source = "static";     // "static" (the YAML) or "registry"
-  uint64_t rejected_schema = 0;      // samples
-  uint64_t rejected_unstorable = 0;  // samples
-  uint64_t deferred = 0;             // samples set aside while the schema store was unreachable
-  uint64_t failures_schema = 0;      // collections with samples rejected for their schema
-  uint64_t failures_unstorable = 0;
-  uint64_t failures_schema_unavailable = 0;
-  std::optional<CollectionFailure> last_failure;  // the latest of the above
-  std::deque<SchemaConflict> conflicts;           // newest last, at most kMaxConflicts
-  static constexpr std::size_t kMaxConflicts = 8;
-};
 
 struct ProducerView {
   ProducerState state;

@@ -1,0 +1,190 @@
+#include "tally/collector/sample_pipeline.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "sink_fakes.h"
+
+namespace tally::collector {
+namespace {
+
+using schema::TimeseriesSchema;
+using test::FakeClock;
+using test::numbered;
+using test::numbered_sample;
+using test::numbers_of;
+using test::range;
+
+const Uuid kA = Uuid::parse("aaaaaaaa-0000-4000-8000-000000000001").value();
+const Uuid kB = Uuid::parse("bbbbbbbb-0000-4000-8000-000000000002").value();
+
+// tally.timeseries_schema in memory; can be made unreachable.
+class FakeSource final : public SchemaSource {
+ public:
+  Result<schema::SchemaCheck> check(const TimeseriesSchema& incoming) override {
+    if (down) return Status::error("cannot connect to postgresql://x", "connection");
+    std::lock_guard lock(mu_);
+    schema::SchemaCheck result;
+    auto [it, added] = stored_.try_emplace(incoming.timeseries_name, incoming);
+    result.inserted = added;
+    result.stored = it->second;
+    if (auto diff = schema::describe_difference(it->second, incoming)) {
+      result.conflict = *diff;
+    } else {
+      result.accepted = true;
+    }
+    return result;
+  }
+  void store(const TimeseriesSchema& s) {
+    std::lock_guard lock(mu_);
+    stored_.insert_or_assign(s.timeseries_name, s);
+  }
+  std::atomic<bool> down{false};
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, TimeseriesSchema> stored_;
+};
+
+// Keeps every batch written.
+class RecordingWriter final : public BatchWriter {
+ public:
+  explicit RecordingWriter(std::vector<Sample>& out) : out_(out) {}
+  Result<WriteStats> write(std::span<const Sample> batch) override {
+    out_.insert(out_.end(), batch.begin(), batch.end());
+    WriteStats stats;
+    stats.samples_written = batch.size();
+    return stats;
+  }
+
+ private:
+  std::vector<Sample>& out_;
+};
+
+struct Fixture {
+  FakeClock clock;
+  test::TempDir dir;
+  FakeSource* source = nullptr;
+  std::unique_ptr<SchemaChecker> checker;
+  std::vector<Sample> written;
+  std::unique_ptr<Sink> sink;
+  std::unique_ptr<SamplePipeline> pipeline;
+
+  explicit Fixture(std::size_t max_pending = 1000) {
+    auto s = std::make_unique<FakeSource>();
+    source = s.get();
+    // retry_after 0: each check after a failure asks the source again.
+    checker = std::make_unique<SchemaChecker>(
+        std::move(s), SchemaCheckerOptions{.retry_after = std::chrono::milliseconds(0)}, clock);
+    SinkOptions options;
+    options.spool = {dir.sub("spool"), 1 << 20};
+    sink = Sink::open(options, std::make_unique<RecordingWriter>(written), clock).value();
+    pipeline = std::make_unique<SamplePipeline>(*checker, *sink,
+                                                SamplePipelineOptions{.max_pending = max_pending});
+    pipeline->set_producers({{kA, "static"}, {kB, "registry"}});
+  }
+
+  // Everything pushed so far, as the sink writes it (stop() flushes on this thread).
+  std::vector<int64_t> flushed() {
+    sink->stop();
+    return numbers_of(written);
+  }
+};
+
+// The schema numbered_sample() gives, with another datum type: every sample then conflicts.
+TimeseriesSchema conflicting_schema() {
+  Sample s = numbered_sample(0);
+  s.datum = 1.5;
+  return schema::derive_schema(s);
+}
+
+TEST_CASE("accepted samples reach the sink; a conflict is recorded on its producer") {
+  Fixture f;
+  f.source->store(conflicting_schema());
+  f.pipeline->push(kA, numbered(0, 5));
+  f.pipeline->push(kA, numbered(5, 5));
+
+  const auto a = f.pipeline->producer(kA);
+  REQUIRE(a.has_value());
+  CHECK(a->source == "static");
+  CHECK(a->rejected_schema == 10);
+  CHECK(a->failures_schema == 2);
+  REQUIRE(a->conflicts.size() == 1);  // the same conflict twice is one entry, seen twice
+  CHECK(a->conflicts[0].collections == 2);
+  CHECK(a->conflicts[0].message.find("; stored: ") != std::string::npos);
+  CHECK(a->conflicts[0].message.find("; new: ") != std::string::npos);
+  REQUIRE(a->last_failure.has_value());
+  CHECK(a->last_failure->reason == "schema");
+  CHECK(f.pipeline->producer(kB)->failures_schema == 0);
+
+  std::vector<Sample> other;
+  for (int64_t i = 100; i < 103; ++i) other.push_back(numbered_sample(i, "errors"));
+  f.pipeline->push(kB, std::move(other));
+  const PipelineTotals t = f.pipeline->totals();
+  CHECK(t.rejected_schema == 10);
+  CHECK(t.failures_schema == 2);
+  CHECK(t.schemas_created == 1);
+  CHECK(f.flushed() == range(100, 3));
+}
+
+TEST_CASE("samples set aside while the schema store is down are stored in order once it returns") {
+  Fixture f;
+  f.source->down = true;
+  f.pipeline->push(kA, numbered(0, 3));
+  f.pipeline->push(kA, numbered(3, 2));
+  PipelineTotals t = f.pipeline->totals();
+  CHECK(t.deferred_schema_unavailable == 5);
+  CHECK(t.pending_schema == 5);
+  CHECK(t.failures_schema_unavailable == 2);
+  auto a = f.pipeline->producer(kA);
+  CHECK(a->deferred == 5);
+  CHECK(a->failures_schema_unavailable == 2);
+  REQUIRE(a->last_failure.has_value());
+  CHECK(a->last_failure->reason == "schema_unavailable");
+  CHECK(f.sink->stats().samples_queued == 0);
+
+  f.pipeline->retry_pending();  // still down: kept, not counted again
+  t = f.pipeline->totals();
+  CHECK(t.pending_schema == 5);
+  CHECK(t.deferred_schema_unavailable == 5);
+  CHECK(t.failures_schema_unavailable == 2);
+
+  f.pipeline->push(kA, numbered(5, 1));  // set aside behind the others
+  f.source->down = false;
+  f.pipeline->retry_pending();
+  CHECK(f.pipeline->totals().pending_schema == 0);
+  CHECK(f.pipeline->totals().dropped_schema_unavailable == 0);
+  CHECK(f.flushed() == range(0, 6));
+}
+
+TEST_CASE("beyond max_pending, samples of unchecked schemas are dropped and counted") {
+  Fixture f(/*max_pending=*/4);
+  f.source->down = true;
+  f.pipeline->push(kA, numbered(0, 3));
+  f.pipeline->push(kA, numbered(3, 3));  // would make 6
+  CHECK(f.pipeline->totals().pending_schema == 3);
+  CHECK(f.pipeline->totals().dropped_schema_unavailable == 3);
+  f.pipeline->drop_pending("stopping");
+  CHECK(f.pipeline->totals().pending_schema == 0);
+  CHECK(f.pipeline->totals().dropped_schema_unavailable == 6);
+  CHECK(f.flushed().empty());
+}
+
+TEST_CASE("the collector's own samples and unknown producers count in totals only") {
+  Fixture f;
+  f.source->store(conflicting_schema());
+  f.pipeline->push(std::nullopt, numbered(0, 2));
+  f.pipeline->set_producers({{kB, "registry"}});  // kA is gone: its state too
+  f.pipeline->push(kA, numbered(2, 2));
+  CHECK_FALSE(f.pipeline->producer(kA).has_value());
+  const PipelineTotals t = f.pipeline->totals();
+  CHECK(t.rejected_schema == 4);
+  CHECK(t.failures_schema == 1);  // only the producer's push is a collection
+  CHECK(f.pipeline->producer(kB)->rejected_schema == 0);
+}
+
+}  // namespace
+}  // namespace tally::collector
