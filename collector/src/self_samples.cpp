@@ -1,6 +1,7 @@
 // The collector's counters as Tally samples: target tally_collector{collector_id}, one series
-// per counter (per reason where there are reasons). Histograms are left to GET /metrics: the
-// fixed buckets carry no min/max, which a Tally histogram needs.
+// per counter (per reason where there are reasons), and the two latency histograms.
+#include <array>
+#include <limits>
 #include <string_view>
 
 #include "tally/collector/collector_metrics.h"
@@ -22,6 +23,24 @@ class SelfSamples {
     add(metric, static_cast<int64_t>(value), {});
   }
   void flag(std::string_view metric, bool value) { add(metric, value, {}); }
+  // Fixed Prometheus-style buckets (counts[i] in (bounds[i-1], bounds[i]], the last above them
+  // all) as a histogram_f64 with one bin per bucket. Like a scraped Prometheus histogram it has
+  // no min, max or squared mean: those are NaN (docs/decisions.md).
+  template <std::size_t N>
+  void histogram(std::string_view metric, const std::array<double, N>& bounds,
+                 const std::array<uint64_t, N + 1>& counts, uint64_t count, double sum) {
+    constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+    Histogram<double> h;
+    h.start_time = start_;
+    h.bins.push_back({std::nullopt, counts[0]});
+    for (std::size_t i = 0; i < N; ++i) h.bins.push_back({bounds[i], counts[i + 1]});
+    h.n_samples = count;
+    h.min = kNaN;
+    h.max = kNaN;
+    h.sum_of_samples = sum;
+    h.squared_mean = kNaN;
+    add(metric, std::move(h), {});
+  }
   void by_reason(std::string_view metric, const ReasonCounts& counts) {
     for (const auto& [reason, n] : counts) counter(metric, n, {{"reason", reason}});
   }
@@ -64,6 +83,11 @@ std::vector<Sample> make_self_samples(const CollectorSnapshot& s, Timestamp now)
   out.flag("database_up", s.sink.database_up);
   out.counter("batches_written", s.sink.batches_written);
   out.counter("write_failures", s.sink.write_failures);
+  const CollectionLatency& cl = s.scheduler.latency;
+  out.histogram("collection_duration", CollectionLatency::kBounds, cl.counts, cl.count,
+                cl.sum_seconds);
+  const LatencyHistogram& il = s.sink.insert_latency;
+  out.histogram("insert_duration", LatencyHistogram::kBounds, il.counts, il.count, il.sum_seconds);
   if (s.registry) {
     out.counter("registry_heartbeats", s.registry->heartbeats);
     out.counter("registry_heartbeat_failures", s.registry->heartbeat_failures);

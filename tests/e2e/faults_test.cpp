@@ -238,6 +238,19 @@ TEST_CASE(
   CHECK(eventually([&] {
     return std::stoull(query_scalar(db.url(), count_rows("e2e_good:ticks"))) > stored + 2;
   }));
+  // Stopping stores a last round of the collector's own samples (target tally_collector),
+  // failures by reason and the latency histograms included.
+  REQUIRE_MESSAGE(collector.stop() == 0, collector.log());
+  const std::string own = "FROM tally.timeseries t JOIN tally.measurements_";
+  CHECK(std::stoull(query_scalar(
+            db.url(), "SELECT max(m.datum) " + own +
+                          "cumulative_u64 m USING (timeseries_key) WHERE t.timeseries_name = "
+                          "'tally_collector:collection_failures' AND t.fields->>'reason' = "
+                          "'timeout'")) >= 1);
+  CHECK(query_scalar(db.url(), "SELECT count(*) " + own +
+                                   "histogram_f64 m USING (timeseries_key) WHERE "
+                                   "t.timeseries_name = 'tally_collector:collection_duration'") !=
+        "0");
   // Nothing of the too-many producer was stored.
   CHECK(query_scalar(db.url(),
                      "SELECT count(*) FROM tally.timeseries WHERE timeseries_name = "

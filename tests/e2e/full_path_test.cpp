@@ -149,6 +149,12 @@ TEST_CASE("e2e: an example producer registered with tallyctl is collected and st
                         "timeseries_key = " +
                             std::to_string(timeseries_key(*latency))) != "0";
   }));
+
+  // Deleted from the registry: the next refresh removes it from the collector.
+  const CommandResult deleted = tallyctl(registry.url(), {"producer", "delete", kExampleId});
+  CHECK_MESSAGE(deleted.exit_code == 0, deleted.out << deleted.err);
+  CHECK(eventually([&] { return collector.producer(kExampleId).is_null(); }));
+  CHECK(collector.get_json("/producers").at("items").as_array().empty());
 }
 
 TEST_CASE("e2e: a Prometheus-format producer is stored with the DESIGN.md 3.2 mapping") {
