@@ -130,7 +130,7 @@ TEST_CASE("bad paths, ids and methods are answered as such") {
   CHECK(request(backend, "DELETE", "/metrics").status == 405);
 }
 
-TEST_CASE("GET /healthz is 200 while the database answers, 503 otherwise; /metrics is text") {
+TEST_CASE("GET /healthz is 200 while the database answers, 503 otherwise, and /metrics is text") {
   FakeBackend backend;
   backend.health_view.database_reachable = true;
   CHECK(request(backend, "GET", "/healthz").status == 200);

@@ -101,7 +101,7 @@ TimeseriesSchema conflicting_schema() {
   return schema::derive_schema(s);
 }
 
-TEST_CASE("accepted samples reach the sink; a conflict is recorded on its producer") {
+TEST_CASE("accepted samples reach the sink and a conflict is recorded on its producer") {
   Fixture f;
   f.source->store(conflicting_schema());
   f.pipeline->push(kA, numbered(0, 5));
