@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "tally/common/collect_json.h"
+#include "tally/common/json_text.h"
 
 namespace tally {
 namespace {
@@ -46,74 +47,6 @@ void append_number(std::string& out, T value) {
   }
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one (overlong forms,
-// surrogates and code points above U+10FFFF included).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  std::size_t n;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
-
-// The inside of a JSON string literal. Control characters become \u00XX; valid UTF-8 passes
-// through and an invalid byte becomes U+FFFD, because one bad byte would otherwise make the
-// whole response unreadable and the collector would drop every sample of the producer.
-void append_escaped(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::size_t run = 0;  // start of the bytes not yet copied
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      if (const std::size_t n = utf8_sequence_length(s, i); n != 0) {
-        i += n;
-        continue;
-      }
-    }
-    out.append(s.data() + run, i - run);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      const char escape[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-      out.append(escape, sizeof escape);
-    } else {
-      out += "\xEF\xBF\xBD";
-    }
-    run = ++i;
-  }
-  out.append(s.data() + run, s.size() - run);
-}
-
-void append_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  append_escaped(out, s);
-  out.push_back('"');
-}
 
 void append_timestamp(std::string& out, Timestamp t) {
   out.push_back('"');
@@ -126,9 +59,9 @@ void append_field_json_value(std::string& out, const FieldValue& value) {
       [&out](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          append_string(out, x);
+          append_json_string(out, x);
         } else if constexpr (std::is_same_v<T, Uuid> || std::is_same_v<T, IpAddr>) {
-          append_string(out, x.to_string());
+          append_json_string(out, x.to_string());
         } else {
           append_number(out, x);
         }
@@ -141,9 +74,9 @@ void append_fields(std::string& out, const Fields& fields) {
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const Field& f = fields[i];
     if (i > 0) out.push_back(',');
-    append_string(out, f.name);
+    append_json_string(out, f.name);
     out += ":{\"name\":";
-    append_string(out, f.name);
+    append_json_string(out, f.name);
     out += ",\"value\":{\"type\":\"";
     out += to_string(field_type(f.value));
     out += "\",\"value\":";
@@ -156,7 +89,7 @@ void append_fields(std::string& out, const Fields& fields) {
 template <class Owner>
 void append_owner(std::string& out, const Owner& owner) {
   out += "{\"name\":";
-  append_string(out, owner.name);
+  append_json_string(out, owner.name);
   out += ",\"fields\":";
   append_fields(out, owner.fields);
   out.push_back('}');
@@ -232,7 +165,7 @@ void append_datum_body(std::string& out, const Datum& d) {
       [&out](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::string>) {
-          append_string(out, x);
+          append_json_string(out, x);
         } else if constexpr (std::is_same_v<T, Bytes>) {
           out.push_back('[');
           for (std::size_t i = 0; i < x.size(); ++i) {
@@ -268,9 +201,9 @@ void append_datum(std::string& out, const Datum& d) {
 void append_item(std::string& out, const CollectItem& item) {
   if (item.error) {
     out += "{\"status\":\"err\",\"info\":{\"type\":";
-    append_string(out, item.error->type);
+    append_json_string(out, item.error->type);
     out += ",\"content\":";
-    append_string(out, item.error->content);
+    append_json_string(out, item.error->content);
     out += "}}";
     return;
   }
@@ -287,9 +220,9 @@ void append_item(std::string& out, const CollectItem& item) {
 void append_sample_json(std::string& out, const Sample& s) {
   // Names are plain ASCII once validated, but escaping keeps unvalidated input well-formed.
   out += "{\"timeseries_name\":\"";
-  append_escaped(out, s.target.name);
+  append_json_escaped(out, s.target.name);
   out.push_back(':');
-  append_escaped(out, s.metric.name);
+  append_json_escaped(out, s.metric.name);
   out += "\",\"timeseries_version\":";
   append_integer(out, s.timeseries_version);
   out += ",\"target\":";

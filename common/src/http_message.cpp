@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "tally/common/json_text.h"
+
 namespace tally {
 namespace {
 
@@ -86,39 +88,6 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
         eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1), true));
   }
   return params;
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
 }
 
 }  // namespace tally

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "tally/common/json_text.h"
 #include "tally/common/time.h"
 
 namespace tally {
@@ -14,23 +15,6 @@ std::atomic<LogFormat> g_format{LogFormat::kText};
 std::mutex g_write_mu;
 
 constexpr std::string_view kLevelNames[] = {"debug", "info", "warn", "error"};
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
 
 void append_text_value(std::string& out, std::string_view v) {
   const bool plain = !v.empty() && v.find_first_of(" \"=\t\n\\") == std::string_view::npos;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "tally/common/json_text.h"
+
 namespace tally::schema {
 namespace {
 
@@ -42,40 +44,6 @@ void append_fields_object(std::string& out, const Fields& fields, bool& first) {
 }
 
 }  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 
 std::string fields_to_json(const std::vector<FieldSchema>& fields) {
   std::string out = "[";

@@ -608,7 +608,7 @@ TEST_CASE("encode: strings are escaped, UTF-8 passes through, invalid bytes beco
   const Case cases[] = {
       {"plain", R"("plain")"},
       {"q\"b\\s/", R"("q\"b\\s/")"},
-      {std::string("\x00\x01\n\r\t\x1f", 6), R"("\u0000\u0001\u000a\u000d\u0009\u001f")"},
+      {std::string("\x00\x01\n\r\t\x1f", 6), R"("\u0000\u0001\n\r\t\u001f")"},
       {"\x7f", "\"\x7f\""},
       {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80",
        "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\""},

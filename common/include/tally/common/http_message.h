@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "tally/common/json_text.h"  // append_json_string, for handlers writing JSON
+
 namespace tally {
 
 // Header names keep the case they arrived with; look them up with find_header().
@@ -52,7 +54,5 @@ struct HttpResponse {
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
 // Decodes %XX escapes (and '+' as a space when `plus_is_space`); bad escapes stay as they are.
 std::string percent_decode(std::string_view text, bool plus_is_space);
-// Appends `text` as a JSON string literal, quotes included.
-void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace tally

@@ -25,7 +25,4 @@ Result<std::vector<FieldSchema>> parse_fields_json(std::string_view json);
 void append_series_fields_json(std::string& out, const Fields& target_fields,
                                const Fields& metric_fields);
 
-// Appends `s` as a quoted JSON string.
-void append_json_string(std::string& out, std::string_view s);
-
 }  // namespace tally::schema
