@@ -1,13 +1,10 @@
 // tally-registry: parse arguments, load the config, migrate, serve until SIGINT/SIGTERM.
-#include <signal.h>
-
-#include <cstdio>
+#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iostream>
-#include <optional>
 #include <string>
 
+#include "tally/common/daemon_cli.h"
 #include "tally/common/log.h"
 #include "tally/common/pg.h"
 #include "tally/common/time.h"
@@ -33,86 +30,24 @@ options:
 
 environment:
   TALLY_DATABASE_URL     overrides database.url
+
+exit codes: 0 stopped cleanly, 1 could not start (database, listen), 2 usage or invalid config.
 )";
-
-struct Args {
-  std::string config;
-  std::string port_file;
-};
-
-int usage_error(const std::string& message) {
-  std::cerr << "tally-registry: " << message << "\n(see tally-registry --help)\n";
-  return 2;
-}
-
-// Writes the port through a temporary file and a rename, so a reader never sees half of it.
-bool write_port_file(const std::string& path, uint16_t port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
-    if (!out) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace tally;
-  Args args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const auto value = [&](std::string_view flag) -> std::optional<std::string> {
-      if (i + 1 >= argc) return std::nullopt;
-      (void)flag;
-      return std::string(argv[++i]);
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (arg == "--version") {
-      std::cout << "tally-registry " << TALLY_VERSION << "\n";
-      return 0;
-    }
-    if (arg == "--config" || arg == "--log-format" || arg == "--log-level" ||
-        arg == "--port-file") {
-      auto v = value(arg);
-      if (!v) return usage_error(arg + " needs a value");
-      if (arg == "--config") {
-        args.config = *v;
-      } else if (arg == "--port-file") {
-        args.port_file = *v;
-      } else if (arg == "--log-format") {
-        auto format = parse_log_format(*v);
-        if (!format) return usage_error("--log-format must be text or json, got '" + *v + "'");
-        set_log_format(*format);
-      } else {
-        auto level = parse_log_level(*v);
-        if (!level) {
-          return usage_error("--log-level must be debug, info, warn or error, got '" + *v + "'");
-        }
-        set_log_level(*level);
-      }
-      continue;
-    }
-    return usage_error("unknown argument '" + arg + "'");
+  DaemonArgs args;
+  if (auto exit_code = parse_daemon_args(argc, argv, "tally-registry", TALLY_VERSION, kUsage, args)) {
+    return *exit_code;
   }
-  if (args.config.empty()) return usage_error("--config FILE is required");
-
-  // Signals are taken by sigwait below; blocked before any thread starts, so every thread
-  // inherits the mask and none is interrupted.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  StopSignals stop_signals;
 
   auto config = config::load_registry_config(args.config);
   if (!config.ok()) {
     std::cerr << "tally-registry: " << config.error() << "\n";
-    return 1;
+    return 2;
   }
   log_info("registry_starting",
            {{"version", TALLY_VERSION},
@@ -149,9 +84,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  int signal = 0;
-  sigwait(&signals, &signal);
-  log_info("registry_stopping", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+  log_info("registry_stopping", {{"signal", std::string(stop_signals.wait())}});
   service.stop();
   log_info("registry_stopped", {});
   return 0;

@@ -552,13 +552,13 @@ TEST_CASE("command line: help, version, usage and config errors") {
   const std::string bad = dir.write(
       "bad.yaml", "database: {url: \"postgresql://x@127.0.0.1/x\"}\ncollector_ttl: soon\n");
   CommandResult config = run_command({TALLY_REGISTRY_PATH, "--config", bad});
-  CHECK(config.exit_code == 1);
+  CHECK(config.exit_code == 2);
   CHECK_MESSAGE(config.err.find(bad + ":2: collector_ttl") != std::string::npos, config.err);
 
   const std::string open = dir.write(
       "open.yaml", "listen: 0.0.0.0:0\ndatabase: {url: \"postgresql://x@127.0.0.1/x\"}\n");
   CommandResult refused = run_command({TALLY_REGISTRY_PATH, "--config", open});
-  CHECK(refused.exit_code == 1);
+  CHECK(refused.exit_code == 2);
   CHECK(refused.err.find("auth: 'none' is allowed only on a loopback listen address") !=
         std::string::npos);
 }

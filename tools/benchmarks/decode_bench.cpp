@@ -1,0 +1,137 @@
+// Decode benchmarks (DESIGN.md §10: oximeter-JSON decode ≥ 500 MB/s on one core): the collect
+// response of §3.1 and Prometheus text (§3.2), 10,000 samples of the bench mix per body.
+// Baselines over the same bytes, same run: memcpy (reading the bytes at all) and simdjson's DOM
+// parse (the parser Tally's decoder is built on, with no model building: its physical limit).
+// Run by tools/bench; never part of the tests.
+#include <benchmark/benchmark.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+#include <string>
+#include <vector>
+
+#include "tally/collector/prometheus_parser.h"
+#include "tally/common/collect_json.h"
+#include "workload.h"
+
+namespace {
+
+constexpr std::size_t kSamples = 10'000;
+
+const std::string& json_body() {
+  static const std::string body = [] {
+    std::vector<tally::CollectItem> items(1);
+    items[0].samples = tally::bench::mix_samples(0, kSamples);
+    return tally::encode_collect_response(items);
+  }();
+  return body;
+}
+
+const std::string& prometheus_body() {
+  static const std::string body = tally::bench::mix_prometheus_text(kSamples);
+  return body;
+}
+
+void report(benchmark::State& state, std::size_t bytes, std::size_t samples) {
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["samples_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * samples), benchmark::Counter::kIsRate);
+  state.counters["body_bytes"] = static_cast<double>(bytes);
+}
+
+void BM_Memcpy(benchmark::State& state, const std::string& body) {
+  std::vector<char> dst(body.size());
+  for (auto _ : state) {
+    std::memcpy(dst.data(), body.data(), body.size());
+    benchmark::ClobberMemory();
+  }
+  report(state, body.size(), kSamples);
+}
+BENCHMARK_CAPTURE(BM_Memcpy, json, json_body());
+BENCHMARK_CAPTURE(BM_Memcpy, prometheus, prometheus_body());
+
+void BM_SimdjsonDomParse(benchmark::State& state) {
+  const std::string& body = json_body();
+  simdjson::padded_string padded(body);
+  simdjson::dom::parser parser;
+  for (auto _ : state) {
+    auto doc = parser.parse(padded);
+    if (doc.error()) {
+      state.SkipWithError("simdjson parse failed");
+      break;
+    }
+    benchmark::DoNotOptimize(doc.value_unsafe());
+  }
+  report(state, body.size(), kSamples);
+}
+BENCHMARK(BM_SimdjsonDomParse);
+
+void BM_DecodeJson(benchmark::State& state) {
+  const std::string& body = json_body();
+  std::size_t samples = 0;
+  for (auto _ : state) {
+    auto items = tally::decode_collect_response(body);
+    if (!items.ok() || items->size() != 1) {
+      state.SkipWithError("decode failed");
+      break;
+    }
+    samples = (*items)[0].samples.size();
+    benchmark::DoNotOptimize(items);
+  }
+  report(state, body.size(), samples);
+}
+BENCHMARK(BM_DecodeJson);
+
+// The least any Prometheus parser does: split lines, skip comments, read each value. A floor,
+// not a parser (no labels, no families, no validation).
+void BM_PrometheusTokenize(benchmark::State& state) {
+  const std::string& body = prometheus_body();
+  std::size_t lines = 0;
+  for (auto _ : state) {
+    double sum = 0;
+    lines = 0;
+    std::string_view rest(body);
+    while (!rest.empty()) {
+      const std::size_t end = std::min(rest.find('\n'), rest.size());
+      const std::string_view line = rest.substr(0, end);
+      rest.remove_prefix(std::min(end + 1, rest.size()));
+      if (line.empty() || line[0] == '#') continue;
+      const std::size_t space = line.rfind(' ');
+      double v = 0;
+      std::from_chars(line.data() + space + 1, line.data() + line.size(), v);
+      sum += v;
+      ++lines;
+    }
+    benchmark::DoNotOptimize(sum);
+  }
+  report(state, body.size(), kSamples);
+  state.counters["lines"] = static_cast<double>(lines);
+}
+BENCHMARK(BM_PrometheusTokenize);
+
+// One parser kept across scrapes, as the collector keeps one per producer.
+void BM_DecodePrometheus(benchmark::State& state) {
+  const std::string& body = prometheus_body();
+  tally::collector::PrometheusParser parser(
+      {.target_name = "bench", .producer_id = tally::Uuid::random(), .instance = "127.0.0.1:9100"});
+  const tally::Timestamp t = tally::bench::bench_time(0);
+  std::size_t samples = 0;
+  for (auto _ : state) {
+    auto parsed = parser.parse(body, t);
+    if (!parsed.ok()) {
+      state.SkipWithError(("parse failed: " + parsed.status().message()).c_str());
+      break;
+    }
+    samples = parsed->size();
+    benchmark::DoNotOptimize(parsed);
+  }
+  report(state, body.size(), samples);
+}
+BENCHMARK(BM_DecodePrometheus);
+
+}  // namespace
+
+BENCHMARK_MAIN();
