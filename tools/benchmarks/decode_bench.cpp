@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tally/collector/prometheus_parser.h"

@@ -60,9 +60,10 @@ double raw_copy_seconds(tally::pg::Connection& conn, const std::vector<tally::Sa
   for (int t = 0; t < tally::schema::kMeasurementTableCount; ++t) {
     if (rows[t].empty()) continue;
     const auto table = static_cast<tally::schema::MeasurementTable>(t);
-    tally::Status st = conn.copy_in("COPY " + tally::schema::table_name(table) + " (" +
-                                 std::string(tally::schema::table_columns(table)) + ") FROM STDIN",
-                             rows[t]);
+    tally::Status st =
+        conn.copy_in("COPY " + tally::schema::table_name(table) + " (" +
+                         std::string(tally::schema::table_columns(table)) + ") FROM STDIN",
+                     rows[t]);
     if (!st.ok()) die("raw COPY: " + st.message());
   }
   if (tally::Status st = tx->commit(); !st.ok()) die("COMMIT: " + st.message());
@@ -90,17 +91,23 @@ int main(int argc, char** argv) {
   int rounds = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--url") url = argv[i + 1];
-    else if (flag == "--producers") producers = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (flag == "--samples") per_producer = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else die("unknown flag " + flag);
+    if (flag == "--url")
+      url = argv[i + 1];
+    else if (flag == "--producers")
+      producers = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (flag == "--samples")
+      per_producer = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (flag == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
+    else
+      die("unknown flag " + flag);
   }
   if (url.empty()) die("no --url and no TALLY_DATABASE_URL");
 
   auto conn = tally::pg::Connection::open(url);
   if (!conn.ok()) die("connect: " + conn.error());
-  if (Status st = tally::schema::apply_migrations(**conn); !st.ok()) die("migrations: " + st.message());
+  if (Status st = tally::schema::apply_migrations(**conn); !st.ok())
+    die("migrations: " + st.message());
 
   tally::collector::CopyWriter writer;
   copy_writer_seconds(**conn, writer, round_samples(producers, per_producer, 0));  // warm-up

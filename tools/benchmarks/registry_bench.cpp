@@ -46,7 +46,8 @@ double rate(int threads, double seconds, int expected_status, F request) {
         } else {
           failed.fetch_add(1, std::memory_order_relaxed);
           if (!failure_kept.test_and_set()) {
-            first_failure = r.ok() ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error();
+            first_failure =
+                r.ok() ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error();
           }
         }
       }
@@ -56,7 +57,8 @@ double rate(int threads, double seconds, int expected_status, F request) {
   stop = true;
   for (auto& w : workers) w.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  if (failed > done / 100) die("too many failures (" + std::to_string(failed.load()) + "): " + first_failure);
+  if (failed > done / 100)
+    die("too many failures (" + std::to_string(failed.load()) + "): " + first_failure);
   return static_cast<double>(done.load()) / elapsed;
 }
 
@@ -68,19 +70,24 @@ int main(int argc, char** argv) {
   double seconds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--registry") registry = argv[i + 1];
-    else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-    else die("unknown flag " + flag);
+    if (flag == "--registry")
+      registry = argv[i + 1];
+    else if (flag == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (flag == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else
+      die("unknown flag " + flag);
   }
   const tally::HttpClientOptions http;
 
   // One live collector, so that registrations are assigned rather than answered 503.
-  const std::string collector = R"({"id": ")" + tally::Uuid::random().to_string() +
-                                R"(", "address": "127.0.0.1:12222"})";
+  const std::string collector =
+      R"({"id": ")" + tally::Uuid::random().to_string() + R"(", "address": "127.0.0.1:12222"})";
   auto hb = tally::http_request(http, "POST", registry + "/v1/collectors", collector);
   if (!hb.ok() || hb->status / 100 != 2) {
-    die("collector heartbeat failed: " + (hb.ok() ? std::to_string(hb->status) + " " + hb->body : hb.error()));
+    die("collector heartbeat failed: " +
+        (hb.ok() ? std::to_string(hb->status) + " " + hb->body : hb.error()));
   }
 
   const double baseline = rate(threads, seconds / 2, 200, [&] {
@@ -89,7 +96,8 @@ int main(int argc, char** argv) {
   std::atomic<uint32_t> port{10000};
   const double registrations = rate(threads, seconds, 201, [&] {
     const std::string body =
-        R"({"id": ")" + tally::Uuid::random().to_string() + R"(", "kind": "service", "address": "127.0.0.1:)" +
+        R"({"id": ")" + tally::Uuid::random().to_string() +
+        R"(", "kind": "service", "address": "127.0.0.1:)" +
         std::to_string(10000 + port.fetch_add(1) % 50000) +
         R"(", "route": "/collect", "interval_ms": 10000, "format": "oximeter"})";
     return tally::http_request(http, "POST", registry + "/v1/producers", body);

@@ -36,7 +36,8 @@ inline Sample mix_sample(std::size_t producer, std::size_t i, int64_t scrape = 0
   const std::size_t n_metric_fields = 2 + i % 5;
   s.metric.fields.push_back({"route", "/v1/items/" + std::to_string(i / 8)});
   s.metric.fields.push_back({"status_code", static_cast<uint16_t>(200 + (i % 8) * 50)});
-  if (n_metric_fields > 2) s.metric.fields.push_back({"method", std::string(i % 3 ? "GET" : "POST")});
+  if (n_metric_fields > 2)
+    s.metric.fields.push_back({"method", std::string(i % 3 ? "GET" : "POST")});
   if (n_metric_fields > 3) s.metric.fields.push_back({"shard", static_cast<int64_t>(i % 16)});
   if (n_metric_fields > 4) s.metric.fields.push_back({"zone", std::string("us-east-1a")});
   if (n_metric_fields > 5) s.metric.fields.push_back({"cached", (i & 1) == 0});
@@ -58,7 +59,8 @@ inline Sample mix_sample(std::size_t producer, std::size_t i, int64_t scrape = 0
       h.start_time = start;
       h.bins.push_back({std::nullopt, 1});
       double edge = 1e-4;
-      for (int b = 1; b < 20; ++b, edge *= 2) h.bins.push_back({edge, static_cast<uint64_t>(b + i % 7)});
+      for (int b = 1; b < 20; ++b, edge *= 2)
+        h.bins.push_back({edge, static_cast<uint64_t>(b + i % 7)});
       for (const auto& b : h.bins) h.n_samples += b.count;
       h.min = 5e-5;
       h.max = 30.5;
