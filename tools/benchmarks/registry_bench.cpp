@@ -4,9 +4,15 @@
 // assigned (201). Baseline, same run, same client and threads: GET /healthz, which is an HTTP
 // round trip plus one database query — the floor any registration pays.
 //
-//   tally_registry_bench --registry http://127.0.0.1:12221 [--threads 8] [--seconds 5]
+// Then, with --reassign N (and --collector-ttl matching the registry's config): N producers on
+// two fake collectors A and B; A stops heartbeating, B goes on; the figure is the time from A's
+// last heartbeat until A holds no producer (target: collector_ttl + 1 s; baseline: collector_ttl,
+// the wait any failure detector with that TTL has).
 //
-// Prints one JSON line on stdout (tools/bench collects it).
+//   tally_registry_bench --registry http://127.0.0.1:12221 [--threads 8] [--seconds 5]
+//                        [--reassign 10000 --collector-ttl 5]
+//
+// Prints one JSON line per figure on stdout (tools/bench collects them).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -62,18 +68,81 @@ double rate(int threads, double seconds, int expected_status, F request) {
   return static_cast<double>(done.load()) / elapsed;
 }
 
+tally::Result<tally::HttpResponse> heartbeat(const std::string& registry, const std::string& id) {
+  const std::string body = R"({"id": ")" + id + R"(", "address": "127.0.0.1:12222"})";
+  return tally::http_request({}, "POST", registry + "/v1/collectors", body);
+}
+
+// Seconds from collector A's last heartbeat until A holds no producer.
+double reassignment_seconds(const std::string& registry, int threads, int producers,
+                            double collector_ttl) {
+  const std::string a = tally::Uuid::random().to_string();
+  const std::string b = tally::Uuid::random().to_string();
+  for (const std::string& id : {a, b}) {
+    if (auto r = heartbeat(registry, id); !r.ok() || r->status / 100 != 2) die("heartbeat failed");
+  }
+  // Register while both are live: the least-loaded rule splits them about evenly. Other live
+  // collectors (the registrations/s phase's) get some too; only A's matter.
+  std::atomic<int> next{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      for (int i = next++; i < producers; i = next++) {
+        const std::string body = R"({"id": ")" + tally::Uuid::random().to_string() +
+                                 R"(", "kind": "service", "address": "127.0.0.1:)" +
+                                 std::to_string(10000 + i % 50000) +
+                                 R"(", "route": "/collect", "interval_ms": 10000})";
+        auto r = tally::http_request({}, "POST", registry + "/v1/producers", body);
+        if (!r.ok() || r->status != 201) die("registration failed");
+        if (i % 500 == 0) {
+          (void)heartbeat(registry, a);
+          (void)heartbeat(registry, b);
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  if (auto r = heartbeat(registry, b); !r.ok()) die("heartbeat failed");
+  auto last_a = heartbeat(registry, a);
+  if (!last_a.ok() || last_a->status / 100 != 2) die("heartbeat failed");
+  const auto start = Clock::now();
+  auto last_b = start;
+  const std::string a_producers = registry + "/v1/collectors/" + a + "/producers?limit=1";
+  while (true) {
+    const auto now = Clock::now();
+    if (now - last_b > std::chrono::milliseconds(500)) {
+      (void)heartbeat(registry, b);
+      last_b = now;
+    }
+    auto r = tally::http_request({}, "GET", a_producers);
+    if (r.ok() && r->status == 200 && r->body.find("\"items\": []") != std::string::npos) break;
+    if (r.ok() && r->status == 200 && r->body.find("\"items\":[]") != std::string::npos) break;
+    if (now - start > std::chrono::duration<double>(collector_ttl * 10 + 30)) {
+      die("collector A still holds producers: " + (r.ok() ? r->body.substr(0, 200) : r.error()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string registry = "http://127.0.0.1:12221";
   int threads = 8;
   double seconds = 5;
+  int reassign = 0;
+  double collector_ttl = 15;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--registry")
       registry = argv[i + 1];
     else if (flag == "--threads")
       threads = std::atoi(argv[i + 1]);
+    else if (flag == "--reassign")
+      reassign = std::atoi(argv[i + 1]);
+    else if (flag == "--collector-ttl")
+      collector_ttl = std::atof(argv[i + 1]);
     else if (flag == "--seconds")
       seconds = std::atof(argv[i + 1]);
     else
@@ -107,5 +176,14 @@ int main(int argc, char** argv) {
       "\"value\": %.0f, \"baseline_name\": \"GET /healthz (HTTP + 1 query)\", \"baseline\": %.0f, "
       "\"target\": \">= 2000/s\", \"target_value\": 2000, \"higher_is_better\": true}\n",
       threads, registrations, baseline);
+  if (reassign > 0) {
+    const double moved = reassignment_seconds(registry, threads, reassign, collector_ttl);
+    std::printf(
+        "{\"figure\": \"registry: reassign a dead collector's producers (%d producers on 2 "
+        "collectors)\", \"unit\": \"s\", \"value\": %.2f, \"baseline_name\": \"collector_ttl\", "
+        "\"baseline\": %.2f, \"target\": \"<= collector_ttl + 1 s\", \"target_value\": %.2f, "
+        "\"higher_is_better\": false}\n",
+        reassign, moved, collector_ttl, collector_ttl + 1);
+  }
   return 0;
 }
