@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,102 +16,7 @@
 #include "tally/common/http_client.h"
 #include "tally/common/pg.h"
 
-extern char** environ;
-
 namespace tally::test {
-namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> child_environment(const std::map<std::string, std::string>& env) {
-  std::vector<std::string> out;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
-    const std::string name = entry.substr(0, entry.find('='));
-    // The binaries under test read these; the tests say what they want explicitly.
-    if (name == "TALLY_DATABASE_URL" || name == "TALLY_REGISTRY_URL" || name == "TALLY_TOKEN" ||
-        env.count(name)) {
-      continue;
-    }
-    out.push_back(entry);
-  }
-  for (const auto& [name, value] : env) out.push_back(name + "=" + value);
-  return out;
-}
-
-}  // namespace
-
-// fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: a test that crashes must not leave
-// daemons running. The child only makes async-signal-safe calls before exec.
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& dir,
-                           const std::map<std::string, std::string>& env)
-    : dir_(dir) {
-  const std::string out = dir_ + "/stdout";
-  const std::string err = dir_ + "/stderr";
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const std::vector<std::string> environment = child_environment(env);
-  std::vector<char*> envp;
-  for (const std::string& e : environment) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_ = fork();
-  REQUIRE_MESSAGE(pid_ >= 0, "fork: " << std::strerror(errno));
-  if (pid_ == 0) {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
-    const int in_fd = open("/dev/null", O_RDONLY);
-    const int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in_fd < 0 || out_fd < 0 || err_fd < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-        dup2(err_fd, 2) < 0) {
-      _exit(126);
-    }
-    execve(args[0], args.data(), envp.data());
-    _exit(127);
-  }
-}
-
-ChildProcess::~ChildProcess() {
-  if (running()) signal_and_wait(SIGKILL);
-}
-
-bool ChildProcess::running() {
-  if (pid_ <= 0) return false;
-  int status = 0;
-  if (waitpid(pid_, &status, WNOHANG) == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
-
-int ChildProcess::signal_and_wait(int signal) {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, signal);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  int status = 0;
-  while (waitpid(pid_, &status, WNOHANG) != pid_) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      FAIL_CHECK("process " << pid_ << " did not exit within 30 s of signal " << signal);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  pid_ = -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-std::string ChildProcess::stderr_text() const { return read_all(dir_ + "/stderr"); }
 
 std::string collector_yaml(const std::string& database_url, const std::string& state_dir,
                            const std::string& extra, const std::string& database_extra) {
@@ -134,7 +38,7 @@ CollectorProcess::CollectorProcess(const std::string& yaml) {
   bool exited = false;
   const bool up = eventually([&] {
     if (!process_->running()) return exited = true;
-    const std::string text = read_all(port_file);
+    const std::string text = read_text_file(port_file);
     if (text.empty()) return false;
     port_ = static_cast<uint16_t>(std::stoi(text));
     return true;

@@ -26,26 +26,6 @@
 
 namespace tally::test {
 
-// A child process with stdout and stderr in files of its own directory.
-class ChildProcess {
- public:
-  ChildProcess(const std::vector<std::string>& argv, const std::string& dir,
-               const std::map<std::string, std::string>& env = {});
-  ~ChildProcess();  // SIGKILL if still running
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running();
-  // Sends `signal` and waits up to 30 s; returns the exit code, or 128 + signal.
-  int signal_and_wait(int signal);
-  std::string stderr_text() const;
-
- private:
-  std::string dir_;
-  pid_t pid_ = -1;
-};
-
 // The YAML of a collector on 127.0.0.1:0 with its state under `state_dir`, storing into
 // `database_url` with short batches; `extra` is appended (static_producers, registry, …).
 std::string collector_yaml(const std::string& database_url, const std::string& state_dir,

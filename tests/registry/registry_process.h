@@ -1,14 +1,11 @@
-// Test helpers for running the real binaries: a tally-registry child process on a free port,
-// any command with its output captured, and HTTP calls against the registry.
+// Test helpers: a tally-registry child process on a free port, and HTTP calls against it.
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <string>
-#include <vector>
 
+#include "support/child_process.h"
 #include "tally/common/http_message.h"
 
 namespace tally::test {
@@ -31,37 +28,13 @@ class RegistryProcess {
   std::string log() const;
 
  private:
-  std::string dir_;
-  pid_t pid_ = -1;
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> process_;
   uint16_t port_ = 0;
 };
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs `argv` (argv[0] is the program path) with `env` added to (or replacing entries of) the
-// environment, TALLY_DATABASE_URL, TALLY_REGISTRY_URL and TALLY_TOKEN removed unless set there;
-// waits up to 60 s.
-CommandResult run_command(const std::vector<std::string>& argv,
-                          const std::map<std::string, std::string>& env = {});
 
 // One HTTP call; fails the test on a transport error. `token` empty: no Authorization.
 HttpResponse call(const std::string& method, const std::string& url, const std::string& body = "",
                   const std::string& token = "");
-
-// A directory of its own under /tmp, removed with its files by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string write(const std::string& name, const std::string& content) const;
-
- private:
-  std::string path_;
-};
 
 }  // namespace tally::test
