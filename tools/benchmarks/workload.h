@@ -27,7 +27,9 @@ inline Timestamp bench_time(int64_t seconds_after_start) {
 }
 
 // Series `i` of producer `producer` (2 target fields + 2–6 metric fields = 4–8 fields), its datum
-// taken at scrape `scrape`.
+// taken at scrape `scrape`. A timeseries has one schema, so the metric name says how many fields
+// it has: "load_f4" is the gauge with 4 metric fields. i % 10 picks both the datum type and the
+// field count, giving 10 timeseries.
 inline Sample mix_sample(std::size_t producer, std::size_t i, int64_t scrape = 0) {
   Sample s;
   s.target.name = "bench_service";
@@ -46,15 +48,15 @@ inline Sample mix_sample(std::size_t producer, std::size_t i, int64_t scrape = 0
   const double x = static_cast<double>(i) + 0.25 * static_cast<double>(scrape);
   switch (mix_datum_type(i)) {
     case DatumType::kF64:
-      s.metric.name = "load";
+      s.metric.name = "load_f" + std::to_string(n_metric_fields);
       s.datum = x * 1.37 + 0.001;
       break;
     case DatumType::kCumulativeU64:
-      s.metric.name = "requests";
+      s.metric.name = "requests_f" + std::to_string(n_metric_fields);
       s.datum = Cumulative<uint64_t>{start, static_cast<uint64_t>(i * 1000 + scrape * 17)};
       break;
     default: {
-      s.metric.name = "latency";
+      s.metric.name = "latency_f" + std::to_string(n_metric_fields);
       Histogram<double> h;
       h.start_time = start;
       h.bins.push_back({std::nullopt, 1});
@@ -81,7 +83,7 @@ inline std::vector<Sample> mix_samples(std::size_t producer, std::size_t n, int6
 
 // The same series as Prometheus text 0.0.4 (what a prometheus-cpp or client_golang app serves):
 // gauges, counters and 20-bucket histograms, labels for the fields.
-inline std::string mix_prometheus_text(std::size_t n) {
+inline std::string mix_prometheus_text(std::size_t n_samples) {
   std::string out;
   char num[64];
   auto labels = [&](std::size_t i, std::string& o) {
@@ -93,31 +95,34 @@ inline std::string mix_prometheus_text(std::size_t n) {
     if (extra > 2) o += ",zone=\"us-east-1a\"";
     if (extra > 3) o += (i & 1) == 0 ? ",cached=\"true\"" : ",cached=\"false\"";
   };
-  // Families must be contiguous: gauges first, then counters, then histograms.
-  for (int pass = 0; pass < 3; ++pass) {
-    const DatumType want = pass == 0   ? DatumType::kF64
-                           : pass == 1 ? DatumType::kCumulativeU64
-                                       : DatumType::kHistogramF64;
-    out += pass == 0   ? "# HELP load Load.\n# TYPE load gauge\n"
-           : pass == 1 ? "# HELP requests_total Requests.\n# TYPE requests_total counter\n"
-                       : "# HELP latency_seconds Latency.\n# TYPE latency_seconds histogram\n";
-    for (std::size_t i = 0; i < n; ++i) {
-      if (mix_datum_type(i) != want) continue;
-      if (pass == 0) {
-        out += "load{";
+  // Families must be contiguous: one family per timeseries, i.e. per i % 10.
+  for (std::size_t group = 0; group < 10; ++group) {
+    const DatumType type = mix_datum_type(group);
+    const std::string n = std::to_string(2 + group % 5);
+    const std::string family = type == DatumType::kF64             ? "load_f" + n
+                               : type == DatumType::kCumulativeU64 ? "requests_f" + n + "_total"
+                                                                   : "latency_f" + n + "_seconds";
+    out += "# HELP " + family + " Bench series.\n# TYPE " + family +
+           (type == DatumType::kF64             ? " gauge\n"
+            : type == DatumType::kCumulativeU64 ? " counter\n"
+                                                : " histogram\n");
+    for (std::size_t i = group; i < n_samples; i += 10) {
+      if (type == DatumType::kF64) {
+        out += family + "{";
         labels(i, out);
         std::snprintf(num, sizeof num, "} %.17g\n", static_cast<double>(i) * 1.37 + 0.001);
         out += num;
-      } else if (pass == 1) {
-        out += "requests_total{";
+      } else if (type == DatumType::kCumulativeU64) {
+        out += family + "{";
         labels(i, out);
         out += "} " + std::to_string(i * 1000) + "\n";
       } else {
+        const std::string base = "latency_f" + n + "_seconds";
         uint64_t cumulative = 0;
         double edge = 1e-4;
         for (int b = 0; b < 20; ++b, edge *= 2) {
           cumulative += static_cast<uint64_t>(b + 1 + i % 7);
-          out += "latency_seconds_bucket{";
+          out += base + "_bucket{";
           labels(i, out);
           if (b == 19) {
             out += ",le=\"+Inf\"} ";
@@ -127,11 +132,11 @@ inline std::string mix_prometheus_text(std::size_t n) {
           }
           out += std::to_string(cumulative) + "\n";
         }
-        out += "latency_seconds_sum{";
+        out += base + "_sum{";
         labels(i, out);
         std::snprintf(num, sizeof num, "} %.17g\n", 12.75 + static_cast<double>(i));
         out += num;
-        out += "latency_seconds_count{";
+        out += base + "_count{";
         labels(i, out);
         out += "} " + std::to_string(cumulative) + "\n";
       }
