@@ -1,19 +1,14 @@
 // The sink and the schema check against a real Postgres: the samples pushed are the rows stored,
 // each exactly once, through outages and restarts.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <pwd.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 
 #include "sink_fakes.h"
+#include "support/private_cluster.h"
 #include "support/test_db.h"
 #include "tally/collector/schema_check.h"
 #include "tally/collector/sink.h"
@@ -30,26 +25,12 @@ using tally::test::eventually;
 using tally::test::TestDatabase;
 using test::TempDir;
 
-// A TCP port nothing listens on (bound by us a moment ago, then released).
-int unused_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Connections go to `url` while up, else to a port where nothing listens.
 class Switch {
  public:
   explicit Switch(std::string url)
       : url_(std::move(url)),
-        dead_url_("postgresql://postgres@127.0.0.1:" + std::to_string(unused_port()) + "/x") {}
+        dead_url_("postgresql://postgres@127.0.0.1:" + std::to_string(tally::test::unused_port()) + "/x") {}
   ConnectionFactory factory() {
     return [this] { return pg::Connection::open(up ? url_ : dead_url_, std::chrono::seconds(5)); };
   }
@@ -288,57 +269,8 @@ TEST_CASE("the schema check stores new schemas, rejects conflicts and survives a
   CHECK(outage.unchecked.size() == 1);
 }
 
-// A Postgres cluster of the test's own, so it can really be stopped and started again.
-class Cluster {
- public:
-  Cluster() {
-    root_ = "/tmp/tally-sink-pg-" + Uuid::random().to_string();
-    fs::create_directories(root_);
-    if (::geteuid() == 0) {
-      const passwd* pw = ::getpwnam("postgres");
-      REQUIRE_MESSAGE(pw != nullptr, "running as root needs a postgres user");
-      REQUIRE(::chown(root_.c_str(), pw->pw_uid, pw->pw_gid) == 0);
-    }
-    port_ = unused_port();
-    REQUIRE_MESSAGE(run(std::string(kBin) + "/initdb -D " + root_ + "/data -U postgres -A trust " +
-                        "--no-sync -E UTF8 --locale=C.UTF-8 >" + root_ + "/initdb.log 2>&1"),
-                    "initdb failed, see ", root_, "/initdb.log");
-    start();
-  }
-  ~Cluster() {
-    stop();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  void start() {
-    REQUIRE_MESSAGE(run(std::string(kBin) + "/pg_ctl -D " + root_ + "/data -w -t 60 -l " + root_ +
-                        "/server.log -o '-p " + std::to_string(port_) + " -k " + root_ +
-                        " -c listen_addresses=127.0.0.1 -c fsync=off' start >/dev/null 2>&1"),
-                    "pg_ctl start failed, see ", root_, "/server.log");
-  }
-  void stop() {
-    (void)run(std::string(kBin) + "/pg_ctl -D " + root_ + "/data -m fast -w stop >/dev/null 2>&1");
-  }
-  std::string url() const {
-    return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres";
-  }
-
- private:
-  static constexpr const char* kBin = "/usr/lib/postgresql/15/bin";
-
-  // As the postgres user when we are root (initdb and postgres refuse to run as root).
-  static bool run(const std::string& command) {
-    const std::string line =
-        ::geteuid() == 0 ? "su postgres -s /bin/sh -c \"" + command + "\"" : command;
-    return std::system(line.c_str()) == 0;
-  }
-
-  std::string root_;
-  int port_ = 0;
-};
-
 TEST_CASE("a Postgres server stopped and started again: spooled, replayed, each sample once") {
-  Cluster cluster;
+  tally::test::PrivateCluster cluster;
   auto conn = pg::Connection::open(cluster.url());
   REQUIRE_MESSAGE(conn.ok(), conn.error());
   REQUIRE(schema::apply_migrations(**conn).ok());

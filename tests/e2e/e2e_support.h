@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "registry_process.h"
+#include "support/private_cluster.h"
 #include "tally/common/http_server.h"
 #include "tally/common/sample.h"
 #include "tally/common/time.h"
@@ -134,23 +135,6 @@ class RawProducer {
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
-};
-
-// A Postgres 15 cluster of the test's own (initdb in a temporary directory, as the postgres
-// user when running as root), so a test can stop and restart it. Removed by the destructor.
-class PrivateCluster {
- public:
-  PrivateCluster();
-  ~PrivateCluster();
-  std::string url() const;  // postgresql://postgres@127.0.0.1:<port>/postgres
-  void start();
-  void stop();  // fast shutdown; start() again brings it back on the same port
-
- private:
-  CommandResult pg_ctl(const std::string& args) const;
-  std::string dir_;
-  uint16_t port_ = 0;
-  bool running_ = false;
 };
 
 // Runs `sql` on `url` and returns the first column of the first row ("" when none).

@@ -1,6 +1,5 @@
-// A Postgres cluster the test owns, to stop and start it under a running collector. Made the
-// way tools/pg makes one: initdb with trust auth and durability off, pg_ctl as the postgres
-// user when the tests run as root.
+#include "support/private_cluster.h"
+
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
@@ -10,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "e2e_support.h"
 #include "tally/common/field.h"
 
 namespace tally::test {
@@ -23,8 +21,17 @@ std::string pg_bin() {
   return dir != nullptr ? dir : "/usr/lib/postgresql/15/bin";
 }
 
-// A port nobody listens on right now (the kernel's pick for an ephemeral bind).
-uint16_t free_port() {
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+// `command` (a shell line) as the cluster's owner.
+CommandResult as_owner(const std::string& command) {
+  if (geteuid() == 0) return run_command({"/bin/su", "postgres", "-s", "/bin/sh", "-c", command});
+  return run_command({"/bin/sh", "-c", command});
+}
+
+}  // namespace
+
+uint16_t unused_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -36,18 +43,8 @@ uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-// `command` (a shell line) as the cluster's owner.
-CommandResult as_owner(const std::string& command) {
-  if (geteuid() == 0) return run_command({"/bin/su", "postgres", "-s", "/bin/sh", "-c", command});
-  return run_command({"/bin/sh", "-c", command});
-}
-
-}  // namespace
-
 PrivateCluster::PrivateCluster() {
-  dir_ = (fs::temp_directory_path() / ("tally-e2e-pg-" + Uuid::random().to_string())).string();
+  dir_ = (fs::temp_directory_path() / ("tally-test-pg-" + Uuid::random().to_string())).string();
   fs::create_directories(dir_);
   if (geteuid() == 0) {
     const CommandResult chown = run_command({"/bin/chown", "postgres", dir_});
@@ -56,7 +53,7 @@ PrivateCluster::PrivateCluster() {
   const CommandResult init = as_owner(pg_bin() + "/initdb -D " + quote(dir_ + "/data") +
                                       " -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8");
   REQUIRE_MESSAGE(init.exit_code == 0, "initdb failed: " << init.out << init.err);
-  port_ = free_port();
+  port_ = unused_port();
   start();
 }
 
