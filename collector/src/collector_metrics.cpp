@@ -182,6 +182,13 @@ std::string render_prometheus(const CollectorSnapshot& s) {
   gauge(out, "tally_collector_schemas_cached", "Timeseries schemas in the schema check's cache.",
         static_cast<double>(s.schemas_cached));
 
+  // Maintenance.
+  counter(out, "tally_collector_partitions_created_total",
+          "Day partitions created ahead by the collector's maintenance.", s.partitions_created);
+  counter(out, "tally_collector_partitions_dropped_total",
+          "Day partitions dropped by the collector's maintenance (older than retention_days).",
+          s.partitions_dropped);
+
   // Scraper.
   gauge(out, "tally_collector_connections_open", "Keep-alive connections to producers.",
         static_cast<double>(s.scraper.connections_open));

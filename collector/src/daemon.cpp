@@ -24,6 +24,8 @@
 #include "tally/common/log.h"
 #include "tally/common/pg.h"
 #include "tally/schema/migrations.h"
+#include "tally/schema/retention.h"
+#include "tally/schema/views.h"
 
 namespace tally::collector {
 namespace {
@@ -37,6 +39,9 @@ constexpr std::chrono::seconds kHealthProbeTimeout{2};
 // How often samples set aside for the schema store are checked again (the checker's own
 // retry_after is 1 s too, so a dead database is asked at most once a second).
 constexpr std::chrono::milliseconds kPendingRetry{1000};
+// Partition retention and view upkeep: at start, then hourly (days are the unit; an hour late
+// costs nothing, and partitions are created two days ahead).
+constexpr std::chrono::hours kMaintenanceInterval{1};
 
 ConnectionFactory connection_factory(std::string url) {
   return [url = std::move(url)]() -> Result<std::unique_ptr<pg::Connection>> {
@@ -92,6 +97,7 @@ class Daemon::Impl final : public ApiBackend {
  private:
   void push_self_samples();
   void housekeeping();
+  void maintenance();
 
   void on_assignments(std::vector<AssignedProducer> assigned);
   void apply_targets();
@@ -122,6 +128,8 @@ class Daemon::Impl final : public ApiBackend {
   std::condition_variable house_wake_;
   bool house_stop_ = false;  // house_mu_
   std::thread house_;
+  std::atomic<uint64_t> partitions_created_{0};
+  std::atomic<uint64_t> partitions_dropped_{0};
 
   bool started_ = false;  // start() completed
   std::atomic<bool> stopping_{false};
@@ -264,6 +272,8 @@ void Daemon::Impl::housekeeping() {
   using Clock = std::chrono::steady_clock;
   const auto tick = std::min<Clock::duration>(kPendingRetry, options_.self_interval);
   auto next_self = Clock::now() + options_.self_interval;
+  maintenance();
+  auto next_maintenance = Clock::now() + kMaintenanceInterval;
   std::unique_lock lock(house_mu_);
   while (!house_stop_) {
     house_wake_.wait_for(lock, tick, [this] { return house_stop_; });
@@ -274,7 +284,41 @@ void Daemon::Impl::housekeeping() {
       push_self_samples();
       next_self = std::max(next_self + options_.self_interval, Clock::now());
     }
+    if (Clock::now() >= next_maintenance) {
+      maintenance();
+      next_maintenance = Clock::now() + kMaintenanceInterval;
+    }
     lock.lock();
+  }
+}
+
+void Daemon::Impl::maintenance() {
+  auto conn = pg::Connection::open(config_.database.url, kConnectTimeout);
+  if (!conn.ok()) {
+    log_warn("maintenance_failed", {{"error", conn.error()}});
+    return;
+  }
+  auto r = schema::run_retention(**conn, tally::now(),
+                                 {.retention_days = config_.database.retention_days});
+  if (!r.ok()) {
+    log_warn("maintenance_failed", {{"step", "partitions"}, {"error", r.error()}});
+    return;
+  }
+  partitions_created_ += r->created;
+  partitions_dropped_ += r->dropped;
+  for (const std::string& name : r->dropped_partitions) {
+    log_info("partition_dropped",
+             {{"partition", name}, {"retention_days", str(config_.database.retention_days)}});
+  }
+  if (r->created > 0) log_info("partitions_created", {{"partitions", str(r->created)}});
+  if (r->failed > 0) {
+    log_warn("partition_drop_failed", {{"partitions", str(r->failed)}, {"error", r->first_error}});
+  }
+  auto views = schema::refresh_views(**conn);
+  if (!views.ok()) {
+    log_warn("maintenance_failed", {{"step", "views"}, {"error", views.error()}});
+  } else if (*views > 0) {
+    log_info("views_refreshed", {{"views", str(*views)}});
   }
 }
 
@@ -370,6 +414,8 @@ CollectorSnapshot Daemon::Impl::snapshot() const {
   s.sink = sink_->stats();
   s.pipeline = pipeline_->totals();
   s.schemas_cached = checker_->cached_schemas();
+  s.partitions_created = partitions_created_.load(std::memory_order_relaxed);
+  s.partitions_dropped = partitions_dropped_.load(std::memory_order_relaxed);
   if (link_) {
     const RegistryLinkStats& r = link_->stats();
     s.registry = RegistryTotals{.heartbeats = r.heartbeats.load(),

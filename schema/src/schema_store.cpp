@@ -2,7 +2,9 @@
 
 #include <charconv>
 
+#include "tally/common/log.h"
 #include "tally/schema/schema_json.h"
+#include "tally/schema/views.h"
 
 namespace tally::schema {
 namespace {
@@ -90,6 +92,14 @@ Result<SchemaCheck> SchemaStore::check(pg::Connection& conn, const TimeseriesSch
   }
   TimeseriesSchema value = std::move(**stored);
   SchemaCheck result = compare(value, schema, inserted);
+  // The view follows its schema; a failure costs only the view (refresh_views, run by the
+  // collector's maintenance, makes it later), never the samples.
+  if (inserted) {
+    if (auto view = refresh_view(conn, schema.timeseries_name); !view.ok()) {
+      log_warn("view_not_created",
+               {{"timeseries", schema.timeseries_name}, {"error", view.error()}});
+    }
+  }
   std::lock_guard lock(mu_);
   cache_[schema.timeseries_name].emplace(schema.version, std::move(value));
   return result;

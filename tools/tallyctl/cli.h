@@ -66,5 +66,7 @@ OutputFormat output_format(const Args& args, bool allow_csv = false);
 // UsageError for bad usage.
 int producer_command(Context& ctx, const Args& args);
 int collector_command(Context& ctx, const Args& args);
+int schema_command(Context& ctx, const Args& args);  // schema_commands.cpp
+int query_command(Context& ctx, const Args& args);   // query_command.cpp
 
 }  // namespace tally::ctl

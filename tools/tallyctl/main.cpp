@@ -18,12 +18,16 @@ commands:
                     [--interval 10s] [--format oximeter|prometheus] [--target-name NAME]
   producer list [--collector ID] | producer show ID | producer delete ID
   collector list
+  schema list | schema show NAME
+  query NAME [--where FIELD=VALUE ...] [--since 1h | --from TIME --to TIME] [--step 1m]
+             [--agg mean|min|max|sum|count|last|delta|rate|p50|p90|p95|p99] [--group-by F1,F2]
+             [--format table|csv|json|chart]          (tallyctl query --help)
 
 options:
   --registry URL   the registry (TALLY_REGISTRY_URL; default http://127.0.0.1:12221)
   --token TOKEN    bearer token for the registry (TALLY_TOKEN)
   --db URL         the Postgres database, for commands that read it (TALLY_DATABASE_URL)
-  --format FORMAT  table (default) or json, for listing commands
+  --format FORMAT  table (default) or json (csv for schema list and query), for listing commands
   --help           help (also after a command: tallyctl producer --help)
   --version        the version
 
@@ -39,6 +43,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"producer", &producer_command},
     {"collector", &collector_command},
+    {"schema", &schema_command},
+    {"query", &query_command},
 };
 
 std::string from_env(const char* name) {

@@ -71,6 +71,8 @@ struct CollectorSnapshot {
   SinkStats sink;
   PipelineTotals pipeline;
   uint64_t schemas_cached = 0;
+  uint64_t partitions_created = 0;  // by the daemon's maintenance (retention)
+  uint64_t partitions_dropped = 0;
   std::optional<RegistryTotals> registry;  // when a registry is configured
 };
 
