@@ -159,6 +159,15 @@ int main(int argc, char** argv) {
         (hb.ok() ? std::to_string(hb->status) + " " + hb->body : hb.error()));
   }
 
+  // Keep that collector live through the phases (collector_ttl may be shorter than a phase).
+  const std::string collector_id = collector.substr(8, 36);
+  std::atomic<bool> phases_done{false};
+  std::thread keep_alive([&] {
+    while (!phases_done) {
+      (void)heartbeat(registry, collector_id);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
   const double baseline = rate(threads, seconds / 2, 200, [&] {
     return tally::http_request(http, "GET", registry + "/healthz");
   });
@@ -176,6 +185,8 @@ int main(int argc, char** argv) {
       "\"value\": %.0f, \"baseline_name\": \"GET /healthz (HTTP + 1 query)\", \"baseline\": %.0f, "
       "\"target\": \">= 2000/s\", \"target_value\": 2000, \"higher_is_better\": true}\n",
       threads, registrations, baseline);
+  phases_done = true;
+  keep_alive.join();
   if (reassign > 0) {
     const double moved = reassignment_seconds(registry, threads, reassign, collector_ttl);
     std::printf(
