@@ -14,6 +14,7 @@
 
 #include "tally/collector/api.h"
 #include "tally/collector/collector_metrics.h"
+#include "tally/collector/pgstats/pgstats_monitor.h"
 #include "tally/collector/registry_link.h"
 #include "tally/collector/sample_pipeline.h"
 #include "tally/collector/scheduler.h"
@@ -92,7 +93,9 @@ class Daemon::Impl final : public ApiBackend {
   std::optional<ProducerView> producer(const Uuid& id) const override;
   Status collect_now(const Uuid& id) override { return scheduler_->collect_now(id); }
   HealthView health() override;
-  std::string metrics_text() const override { return render_prometheus(snapshot()); }
+  std::string metrics_text() const override {
+    return render_prometheus(snapshot()) + (pgstats_ ? pgstats_->prometheus_text() : "");
+  }
 
  private:
   void push_self_samples();
@@ -115,6 +118,7 @@ class Daemon::Impl final : public ApiBackend {
   std::unique_ptr<Scraper> scraper_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<RegistryLink> link_;
+  std::unique_ptr<pgstats::PgstatsMonitor> pgstats_;  // with postgres_monitoring only
 
   // Which producers are polled: the YAML's and the registry's. apply_mu_ serialises whole
   // updates of the scheduler's (and the pipeline's) set; targets_mu_ guards the lists and is
@@ -212,6 +216,13 @@ Status Daemon::Impl::start() {
     }
   }
   apply_targets();
+  if (config_.postgres_monitoring) {
+    // Its samples take the producers' path: schema check, then sink (docs/pgstats.md).
+    pgstats_ = std::make_unique<pgstats::PgstatsMonitor>(
+        pgstats::MonitorOptions{.config = *config_.postgres_monitoring},
+        [this](std::vector<Sample> samples) { pipeline_->push(std::nullopt, std::move(samples)); });
+    pgstats_->start();
+  }
   house_ = std::thread([this] { housekeeping(); });
 
   if (config_.registry) {
@@ -236,6 +247,7 @@ void Daemon::Impl::stop() {
   if (started_) log_info("collector_stopping", {});
   if (link_) link_->stop();
   if (scheduler_) scheduler_->stop();  // waits for the decodes, so their samples are pushed
+  if (pgstats_) pgstats_->stop();
   if (scraper_) scraper_->stop();
   if (house_.joinable()) {
     {
@@ -263,7 +275,14 @@ void Daemon::Impl::stop() {
 }
 
 void Daemon::Impl::push_self_samples() {
-  std::vector<Sample> samples = make_self_samples(snapshot(), tally::now());
+  const Timestamp now = tally::now();
+  std::vector<Sample> samples = make_self_samples(snapshot(), now);
+  if (pgstats_) {
+    std::vector<Sample> pg =
+        pgstats::make_self_samples(pgstats_->snapshot(), id_, start_time_, now);
+    samples.insert(samples.end(), std::make_move_iterator(pg.begin()),
+                   std::make_move_iterator(pg.end()));
+  }
   pipeline_->count_self_samples(samples.size());
   pipeline_->push(std::nullopt, std::move(samples));
 }
