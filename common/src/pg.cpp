@@ -27,10 +27,11 @@ long Rows::affected() const {
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::string& url,
                                                      std::chrono::seconds connect_timeout) {
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  // expand_dbname=1: `dbname` may be a whole URI or key=value string. Its settings override the
+  // keys before it, so these two are defaults that the URL may change.
+  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
   const std::string timeout = std::to_string(std::max<long>(1, connect_timeout.count()));
-  const char* values[] = {url.c_str(), timeout.c_str(), "tally", nullptr};
-  // expand_dbname=1: `dbname` may be a whole URI or key=value string; later keys fill gaps only.
+  const char* values[] = {timeout.c_str(), "tally", url.c_str(), nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, 1);
   if (conn == nullptr) return Status::error("out of memory connecting to Postgres", "connection");
   if (PQstatus(conn) != CONNECTION_OK) {
