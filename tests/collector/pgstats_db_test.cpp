@@ -2,19 +2,13 @@
 // cluster of the test's own, found from a static list or a discovery API, through the real schema
 // check and sink into a Tally database. Conditions are polled with deadlines (eventually), never
 // slept for; nothing asserts how long anything took.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <pwd.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <filesystem>
 #include <mutex>
 
 #include "sink_fakes.h"
+#include "support/private_cluster.h"
 #include "support/test_db.h"
 #include "tally/collector/daemon.h"
 #include "tally/collector/pgstats/pgstats_monitor.h"
@@ -27,78 +21,13 @@
 namespace tally::collector::pgstats {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using tally::collector::test::TempDir;
 using tally::test::eventually;
 using tally::test::TestDatabase;
 
-// A TCP port nothing listens on (bound by us a moment ago, then released).
-uint16_t unused_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// The second server: a throwaway cluster in a temporary directory (run as the postgres user
-// when the tests run as root), stopped and removed at the end of the test.
-class Cluster {
- public:
-  // A new cluster, or with `primary_port` a streaming standby of the cluster there.
-  explicit Cluster(std::optional<uint16_t> primary_port = std::nullopt) {
-    root_ =
-        (fs::temp_directory_path() / ("tally-pgstats-pg-" + Uuid::random().to_string())).string();
-    fs::create_directories(root_);
-    if (::geteuid() == 0) {
-      const passwd* pw = ::getpwnam("postgres");
-      REQUIRE_MESSAGE(pw != nullptr, "running as root needs a postgres user");
-      REQUIRE(::chown(root_.c_str(), pw->pw_uid, pw->pw_gid) == 0);
-    }
-    port_ = unused_port();
-    if (primary_port) {
-      REQUIRE_MESSAGE(run(std::string(kBin) + "/pg_basebackup -h 127.0.0.1 -p " +
-                          std::to_string(*primary_port) + " -U postgres -D " + root_ +
-                          "/data -R -X stream --no-sync >" + root_ + "/basebackup.log 2>&1"),
-                      "pg_basebackup failed, see ", root_, "/basebackup.log");
-    } else {
-      REQUIRE_MESSAGE(run(std::string(kBin) + "/initdb -D " + root_ +
-                          "/data -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >" +
-                          root_ + "/initdb.log 2>&1"),
-                      "initdb failed, see ", root_, "/initdb.log");
-    }
-    REQUIRE_MESSAGE(run(std::string(kBin) + "/pg_ctl -D " + root_ + "/data -w -t 60 -l " + root_ +
-                        "/server.log -o '-p " + std::to_string(port_) + " -k " + root_ +
-                        " -c listen_addresses=127.0.0.1 -c fsync=off' start >/dev/null 2>&1"),
-                    "pg_ctl start failed, see ", root_, "/server.log");
-  }
-  ~Cluster() {
-    (void)run(std::string(kBin) + "/pg_ctl -D " + root_ +
-              "/data -m immediate -w stop >/dev/null 2>&1");
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::string url(const std::string& user = "postgres") const {
-    return "postgresql://" + user + "@127.0.0.1:" + std::to_string(port_) + "/postgres";
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  static constexpr const char* kBin = "/usr/lib/postgresql/15/bin";
-  static bool run(const std::string& command) {
-    const std::string line =
-        ::geteuid() == 0 ? "su postgres -s /bin/sh -c \"" + command + "\"" : command;
-    return std::system(line.c_str()) == 0;
-  }
-  std::string root_;
-  uint16_t port_ = 0;
-};
+using Cluster = tally::test::PrivateCluster;
+using tally::test::unused_port;
 
 std::unique_ptr<pg::Connection> connect(const std::string& url) {
   auto conn = pg::Connection::open(url);

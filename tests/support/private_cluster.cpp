@@ -43,16 +43,21 @@ uint16_t unused_port() {
   return ntohs(addr.sin_port);
 }
 
-PrivateCluster::PrivateCluster() {
+PrivateCluster::PrivateCluster(std::optional<uint16_t> standby_of) {
   dir_ = (fs::temp_directory_path() / ("tally-test-pg-" + Uuid::random().to_string())).string();
   fs::create_directories(dir_);
   if (geteuid() == 0) {
     const CommandResult chown = run_command({"/bin/chown", "postgres", dir_});
     REQUIRE_MESSAGE(chown.exit_code == 0, chown.err);
   }
-  const CommandResult init = as_owner(pg_bin() + "/initdb -D " + quote(dir_ + "/data") +
-                                      " -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8");
-  REQUIRE_MESSAGE(init.exit_code == 0, "initdb failed: " << init.out << init.err);
+  const std::string data = quote(dir_ + "/data");
+  const CommandResult made =
+      standby_of ? as_owner(pg_bin() + "/pg_basebackup -h 127.0.0.1 -p " +
+                            std::to_string(*standby_of) + " -U postgres -D " + data +
+                            " -R -X stream --no-sync")
+                 : as_owner(pg_bin() + "/initdb -D " + data +
+                            " -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8");
+  REQUIRE_MESSAGE(made.exit_code == 0, "creating the cluster failed: " << made.out << made.err);
   port_ = unused_port();
   start();
 }
@@ -63,8 +68,8 @@ PrivateCluster::~PrivateCluster() {
   fs::remove_all(dir_, ec);
 }
 
-std::string PrivateCluster::url() const {
-  return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres";
+std::string PrivateCluster::url(const std::string& user) const {
+  return "postgresql://" + user + "@127.0.0.1:" + std::to_string(port_) + "/postgres";
 }
 
 CommandResult PrivateCluster::pg_ctl(const std::string& args) const {

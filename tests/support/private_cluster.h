@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "support/child_process.h"
@@ -12,12 +13,15 @@ namespace tally::test {
 
 class PrivateCluster {
  public:
-  PrivateCluster();  // initdb and start
+  // initdb and start; with `standby_of`, a streaming standby (pg_basebackup -R) of the cluster
+  // on that port instead.
+  explicit PrivateCluster(std::optional<uint16_t> standby_of = std::nullopt);
   ~PrivateCluster();  // stop and remove
   PrivateCluster(const PrivateCluster&) = delete;
   PrivateCluster& operator=(const PrivateCluster&) = delete;
 
-  std::string url() const;  // postgresql://postgres@127.0.0.1:<port>/postgres
+  // postgresql://<user>@127.0.0.1:<port>/postgres
+  std::string url(const std::string& user = "postgres") const;
   uint16_t port() const { return port_; }
   void start();
   void stop();  // fast shutdown; start() again brings it back on the same port
