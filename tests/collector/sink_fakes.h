@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "support/child_process.h"
 #include "tally/collector/deps.h"
 #include "tally/common/field.h"
 #include "tally/common/sample.h"
@@ -29,24 +30,7 @@ class FakeClock final : public Clock {
       std::chrono::duration_cast<duration>(std::chrono::hours(1)).count()};
 };
 
-// A directory of its own under the system temp dir, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string id = Uuid::random().to_string();
-    path_ = (std::filesystem::temp_directory_path() / ("tally-sink-test-" + id)).string();
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using tally::test::TempDir;
 
 inline const Timestamp kT0 = parse_rfc3339("2026-11-22T10:00:00Z").value();
 

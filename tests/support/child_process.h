@@ -54,6 +54,8 @@ class TempDir {
   TempDir();
   ~TempDir();
   const std::string& path() const { return path_; }
+  // The path of `name` inside the directory.
+  std::string sub(const std::string& name) const { return path_ + "/" + name; }
   // Writes `content` to `name` inside the directory; returns the file's path.
   std::string write(const std::string& name, const std::string& content) const;
 
