@@ -415,7 +415,7 @@ QuerySpec blocked_probe() {
                    .metrics = {{"probe", ValueKind::kGaugeI64, "1::bigint"}}};
 }
 
-TEST_CASE("a query blocked past query_timeout is cancelled and counted; the others go on") {
+TEST_CASE("a query blocked past query_timeout is cancelled and counted while the others go on") {
   TestDatabase slow_db;
   TestDatabase fast_db;
   Store store;

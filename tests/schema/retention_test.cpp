@@ -92,7 +92,7 @@ TEST_CASE("retention drops partitions wholly older than retention_days and keeps
   CHECK(next_day->created == 11);  // 3 April
 }
 
-TEST_CASE("retention_days 0 keeps every partition; partitions are still created ahead") {
+TEST_CASE("retention_days 0 keeps every partition and partitions are still created ahead") {
   TestDatabase db;
   auto conn = migrated(db);
   exec(*conn, partition_ddl(MeasurementTable::kBool, day("2020-01-01")));

@@ -191,7 +191,7 @@ TEST_CASE("cumulative and histogram views carry start_time and every datum colum
                   "FROM tally_ts.\"web:latency\"") == "/b {NULL,0,10} {1,2,3} 6 -1 12.5 30.5 40");
 }
 
-TEST_CASE("a new version replaces the view; the view shows the latest version") {
+TEST_CASE("a new version replaces the view so it shows the latest version") {
   TestDatabase db;
   auto conn = migrated(db);
   SchemaStore store;

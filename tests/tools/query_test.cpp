@@ -452,7 +452,7 @@ TEST_CASE("strings, bools and every field type in --where, typed by the schema")
   CHECK(points.at(0).at("value").to_number<double>() == 1);
 }
 
-TEST_CASE("table and chart formats; relative times") {
+TEST_CASE("table and chart formats and relative times") {
   TestDatabase db;
   std::vector<Sample> samples = gauges();
   const Timestamp now = tally::now();
