@@ -13,6 +13,7 @@ namespace {
 
 using schema::TimeseriesSchema;
 using test::FakeClock;
+using FakeSource = test::FakeSchemaSource;
 using test::numbered;
 using test::numbered_sample;
 using test::numbers_of;
@@ -20,34 +21,6 @@ using test::range;
 
 const Uuid kA = Uuid::parse("aaaaaaaa-0000-4000-8000-000000000001").value();
 const Uuid kB = Uuid::parse("bbbbbbbb-0000-4000-8000-000000000002").value();
-
-// tally.timeseries_schema in memory; can be made unreachable.
-class FakeSource final : public SchemaSource {
- public:
-  Result<schema::SchemaCheck> check(const TimeseriesSchema& incoming) override {
-    if (down) return Status::error("cannot connect to postgresql://x", "connection");
-    std::lock_guard lock(mu_);
-    schema::SchemaCheck result;
-    auto [it, added] = stored_.try_emplace(incoming.timeseries_name, incoming);
-    result.inserted = added;
-    result.stored = it->second;
-    if (auto diff = schema::describe_difference(it->second, incoming)) {
-      result.conflict = *diff;
-    } else {
-      result.accepted = true;
-    }
-    return result;
-  }
-  void store(const TimeseriesSchema& s) {
-    std::lock_guard lock(mu_);
-    stored_.insert_or_assign(s.timeseries_name, s);
-  }
-  std::atomic<bool> down{false};
-
- private:
-  std::mutex mu_;
-  std::map<std::string, TimeseriesSchema> stored_;
-};
 
 // Keeps every batch written.
 class RecordingWriter final : public BatchWriter {

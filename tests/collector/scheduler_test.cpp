@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 
+#include "collect_bodies.h"
 #include "tally/common/collect_json.h"
 
 namespace tally::collector {
@@ -97,25 +98,8 @@ class FakeFetcher final : public Fetcher {
   std::vector<Uuid> closed;
 };
 
-Sample test_sample(int64_t i) {
-  Sample s;
-  s.target = {"scheduler_test", {{"host", std::string("a")}}};
-  s.metric = {"requests", {{"shard", int64_t{i}}}};
-  s.timestamp = parse_rfc3339("2026-11-22T10:00:00Z").value() + std::chrono::microseconds(i);
-  s.datum = int64_t{i};
-  return s;
-}
-
-std::string oximeter_body(int n_samples, int n_errors = 0) {
-  std::vector<CollectItem> items(1);
-  for (int i = 0; i < n_samples; ++i) items[0].samples.push_back(test_sample(i));
-  for (int i = 0; i < n_errors; ++i) {
-    CollectItem err;
-    err.error = ProducerError{"datum_error", "disk stats unavailable"};
-    items.push_back(err);
-  }
-  return encode_collect_response(items);
-}
+using test::oximeter_body;
+using test::shard_sample;
 
 ProducerTarget target(std::string address = "127.0.0.1:9100", Duration interval = 10s) {
   ProducerTarget t;

@@ -14,42 +14,11 @@ namespace {
 
 using schema::TimeseriesSchema;
 using test::FakeClock;
+using FakeSource = test::FakeSchemaSource;
 using test::numbered;
 using test::numbered_sample;
 using test::numbers_of;
 using test::range;
-
-// A schema table in memory, with SchemaStore's answers, that can be made to fail.
-class FakeSource final : public SchemaSource {
- public:
-  Result<schema::SchemaCheck> check(const TimeseriesSchema& incoming) override {
-    ++calls;
-    if (down) return Status::error("cannot connect to postgresql://x", "connection");
-    std::lock_guard lock(mu_);
-    schema::SchemaCheck result;
-    auto [it, added] = stored_.try_emplace({incoming.timeseries_name, incoming.version}, incoming);
-    result.inserted = added;
-    result.stored = it->second;
-    if (auto diff = schema::describe_difference(it->second, incoming)) {
-      result.conflict = *diff;
-    } else {
-      result.accepted = true;
-    }
-    return result;
-  }
-
-  void store(const TimeseriesSchema& s) {
-    std::lock_guard lock(mu_);
-    stored_.insert_or_assign({s.timeseries_name, s.version}, s);
-  }
-
-  std::atomic<int> calls{0};
-  std::atomic<bool> down{false};
-
- private:
-  std::mutex mu_;
-  std::map<std::pair<std::string, uint32_t>, TimeseriesSchema> stored_;
-};
 
 struct Fixture {
   FakeClock clock;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "collect_bodies.h"
 #include "support/test_db.h"
 #include "tally/collector/scheduler.h"
 #include "tally/common/collect_json.h"
@@ -24,7 +25,7 @@ namespace tally::collector {
 namespace {
 
 using namespace std::chrono_literals;
-using test::eventually;
+using tally::test::eventually;
 
 // One accepted connection, served by its own thread.
 class Conn {
@@ -156,25 +157,8 @@ std::string response(int status, std::string_view content_type, std::string_view
          std::string(extra_headers) + "\r\n" + std::string(body);
 }
 
-Sample test_sample(int64_t i) {
-  Sample s;
-  s.target = {"scraper_test", {{"host", std::string("a")}}};
-  s.metric = {"requests", {{"shard", int64_t{i}}}};
-  s.timestamp = parse_rfc3339("2026-11-22T10:00:00Z").value() + std::chrono::microseconds(i);
-  s.datum = int64_t{i};
-  return s;
-}
-
-std::string oximeter_body(int n_samples, int n_errors = 0) {
-  std::vector<CollectItem> items(1);
-  for (int i = 0; i < n_samples; ++i) items[0].samples.push_back(test_sample(i));
-  for (int i = 0; i < n_errors; ++i) {
-    CollectItem err;
-    err.error = ProducerError{"datum_error", "disk stats unavailable"};
-    items.push_back(err);
-  }
-  return encode_collect_response(items);
-}
+using test::oximeter_body;
+using test::shard_sample;
 
 constexpr std::string_view kPrometheusBody =
     "# TYPE http_requests_total counter\n"

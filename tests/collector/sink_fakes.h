@@ -5,12 +5,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "support/child_process.h"
 #include "tally/collector/deps.h"
+#include "tally/collector/schema_check.h"
 #include "tally/common/field.h"
 #include "tally/common/sample.h"
 #include "tally/common/time.h"
@@ -31,6 +34,38 @@ class FakeClock final : public Clock {
 };
 
 using tally::test::TempDir;
+
+// A schema table in memory, with SchemaStore's answers, that can be made to fail.
+class FakeSchemaSource final : public SchemaSource {
+ public:
+  Result<schema::SchemaCheck> check(const schema::TimeseriesSchema& incoming) override {
+    ++calls;
+    if (down) return Status::error("cannot connect to postgresql://x", "connection");
+    std::lock_guard lock(mu_);
+    schema::SchemaCheck result;
+    auto [it, added] = stored_.try_emplace({incoming.timeseries_name, incoming.version}, incoming);
+    result.inserted = added;
+    result.stored = it->second;
+    if (auto diff = schema::describe_difference(it->second, incoming)) {
+      result.conflict = *diff;
+    } else {
+      result.accepted = true;
+    }
+    return result;
+  }
+
+  void store(const schema::TimeseriesSchema& s) {
+    std::lock_guard lock(mu_);
+    stored_.insert_or_assign({s.timeseries_name, s.version}, s);
+  }
+
+  std::atomic<int> calls{0};
+  std::atomic<bool> down{false};
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<std::string, uint32_t>, schema::TimeseriesSchema> stored_;
+};
 
 inline const Timestamp kT0 = parse_rfc3339("2026-11-22T10:00:00Z").value();
 
