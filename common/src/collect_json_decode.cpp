@@ -125,21 +125,32 @@ constexpr std::pair<std::string_view, SampleKey> kSampleKeys[] = {{"timeseries_n
                                                                   {"metric", kMetric},
                                                                   {"measurement", kMeasurement}};
 
+// A parser holds several times the size of the largest document it has read. Buffers for
+// documents up to kRetainedDocumentSize are always kept. Larger ones are kept while such
+// documents keep coming (a collector polling big producers reuses them, which saves faulting
+// in tens of MB per decode), and dropped after kShrinkAfter smaller documents in a row, so
+// that a rare huge response does not pin its memory on the thread.
+constexpr std::size_t kRetainedDocumentSize = 4 << 20;
+constexpr std::size_t kShrinkAfter = 8;
+
 // Per-thread parser state, reused across calls: the parser keeps its index buffers and the
 // copy gives simdjson the padding it may read past the end of the text.
 struct ParserBuffers {
   od::parser parser;
   std::string padded;
+  std::size_t small_in_a_row = 0;  // documents since the last one over kRetainedDocumentSize
 
-  void release() {
-    parser = od::parser();
-    std::string().swap(padded);
+  void after_decode(std::size_t document_size) {
+    if (document_size > kRetainedDocumentSize) {
+      small_in_a_row = 0;
+    } else if (padded.capacity() > kRetainedDocumentSize + simdjson::SIMDJSON_PADDING &&
+               ++small_in_a_row >= kShrinkAfter) {
+      parser = od::parser();
+      std::string().swap(padded);
+      small_in_a_row = 0;
+    }
   }
 };
-
-// A parser holds several times the size of the last document; after a larger response the
-// buffers are dropped, so that a rare huge response does not pin its memory on the thread.
-constexpr std::size_t kRetainedDocumentSize = 4 << 20;
 
 class Decoder {
  public:
@@ -924,7 +935,7 @@ Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
                                                          const DecodeLimits& limits) {
   thread_local ParserBuffers buffers;
   Result<std::vector<CollectItem>> result = Decoder(limits, buffers).decode(json);
-  if (json.size() > kRetainedDocumentSize) buffers.release();
+  buffers.after_decode(json.size());
   return result;
 }
 

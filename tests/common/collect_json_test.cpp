@@ -484,8 +484,8 @@ TEST_CASE_TEMPLATE("round trip: random finite floats are exact", T, float, doubl
   CHECK(mismatches == 0);
 }
 
-// A response above the size whose parser buffers are kept per thread: they are dropped after
-// it, and the next call on the thread must still work.
+// A response above the size whose parser buffers are always kept per thread: the next call on
+// the thread, with buffers sized for the large one, must still work.
 TEST_CASE("round trip: a large response, then a small one on the same thread") {
   Bytes big(6 << 20);
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
@@ -923,6 +923,23 @@ TEST_CASE("decode: single-byte corruptions never crash") {
     }
   }
   CHECK(errors > json.size());
+}
+
+// The per-thread buffers are kept after large responses and dropped after several small ones
+// in a row: every response decodes the same across those transitions.
+TEST_CASE("decode: large and small responses alternate on one thread") {
+  Bytes big(5 << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 13);
+  const std::string big_json = encode({make_sample(big)});
+  const std::string small_json = encode({make_sample(uint8_t{9})});
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    CHECK(std::get<Bytes>(decode_samples(big_json)[0].datum) == big);
+    for (int i = 0; i < 12; ++i) {
+      CHECK(decode_samples(small_json)[0].datum == Datum(uint8_t{9}));
+    }
+  }
+  CHECK(std::get<Bytes>(decode_samples(big_json)[0].datum) == big);
 }
 
 }  // namespace
