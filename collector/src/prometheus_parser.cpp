@@ -3,36 +3,57 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <deque>
+#include <functional>
 #include <map>
 #include <optional>
+#include <span>
 
+#include "tally/common/names.h"
+
+// Speed (issue 8): a scrape is read in two passes. The first tokenizes each line into views of
+// the text and gathers the lines of each series; nothing is allocated per line (label values
+// with escapes aside). The second turns each series into samples, allocating only what the
+// samples own. Series identities live in one buffer indexed by an open-addressing table, and
+// the start times kept between scrapes are updated in place, so a steady scrape allocates no
+// identity strings.
 namespace tally::collector {
 namespace {
 
 enum class Kind { kUntyped, kCounter, kGauge, kHistogram, kSummary };
 
-using Labels = std::vector<std::pair<std::string, std::string>>;
+// Which part of its family a sample line is: the family's own name, or a suffixed series.
+enum class Part { kNone, kBucket, kSum, kCount, kCreated, kTotal, kGcount, kGsum };
+
+constexpr std::pair<std::string_view, Part> kSuffixes[] = {
+    {"_bucket", Part::kBucket}, {"_sum", Part::kSum},       {"_count", Part::kCount},
+    {"_created", Part::kCreated}, {"_total", Part::kTotal}, {"_gcount", Part::kGcount},
+    {"_gsum", Part::kGsum}};
+
+// Views into the scrape text, or into the unescaped copies kept for the parse.
+using Label = std::pair<std::string_view, std::string_view>;
 
 // One sample line: name{labels} value [timestamp].
 struct Line {
-  std::string name;
-  Labels labels;
+  std::string_view name;
+  std::vector<Label> labels;  // reused from line to line
   double value = 0;
   std::optional<Timestamp> timestamp;
 };
 
 // The lines of one series of one family, gathered before they become samples.
 struct Series {
-  std::string family;
+  std::string_view family;
   Kind kind = Kind::kUntyped;
-  Labels labels;  // without le/quantile
+  std::size_t labels_begin = 0;  // without le/quantile, in the parse's label store
+  std::size_t labels_count = 0;
   std::optional<Timestamp> timestamp;
   std::optional<double> value;    // counter/gauge/untyped
   std::optional<double> created;  // seconds since the epoch
   std::optional<double> sum;
   std::optional<double> count;
-  std::vector<std::pair<double, double>> buckets;    // (le, cumulative count)
-  std::vector<std::pair<std::string, double>> quantiles;
+  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
+  std::vector<std::pair<std::string_view, double>> quantiles;
 };
 
 Status error_at(std::size_t line_no, const std::string& message) {
@@ -63,14 +84,17 @@ std::optional<Timestamp> parse_timestamp(std::string_view text, bool openmetrics
 
 class LineReader {
  public:
-  LineReader(std::string_view text, std::size_t line_no, bool openmetrics)
-      : s_(text), line_no_(line_no), openmetrics_(openmetrics) {}
+  // Label values with escapes are unescaped into `unescaped`, whose elements never move.
+  LineReader(std::string_view text, std::size_t line_no, bool openmetrics,
+             std::deque<std::string>& unescaped)
+      : s_(text), line_no_(line_no), openmetrics_(openmetrics), unescaped_(unescaped) {}
 
-  Result<Line> read() {
-    Line line;
+  Status read(Line& line) {
+    line.labels.clear();
+    line.timestamp.reset();
     while (pos_ < s_.size() && name_char(s_[pos_])) ++pos_;
     if (pos_ == 0 || !name_start(s_[0])) return error_at(line_no_, "expected a metric name");
-    line.name = std::string(s_.substr(0, pos_));
+    line.name = s_.substr(0, pos_);
     skip_blanks();
     if (peek() == '{') {
       ++pos_;
@@ -78,7 +102,9 @@ class LineReader {
     }
     skip_blanks();
     const std::string_view value = word();
-    if (value.empty()) return error_at(line_no_, "expected a value after '" + line.name + "'");
+    if (value.empty()) {
+      return error_at(line_no_, "expected a value after '" + std::string(line.name) + "'");
+    }
     auto v = parse_value(value);
     if (!v) return error_at(line_no_, "'" + std::string(value) + "' is not a number");
     line.value = *v;
@@ -92,7 +118,7 @@ class LineReader {
       // OpenMetrics exemplars follow " # "; anything else is junk.
       if (!rest.empty() && rest != "#") return error_at(line_no_, "unexpected text after the timestamp");
     }
-    return line;
+    return {};
   }
 
  private:
@@ -106,7 +132,7 @@ class LineReader {
     return s_.substr(start, pos_ - start);
   }
 
-  Status read_labels(Labels& labels) {
+  Status read_labels(std::vector<Label>& labels) {
     while (true) {
       skip_blanks();
       if (peek() == '}') {
@@ -116,45 +142,66 @@ class LineReader {
       const std::size_t start = pos_;
       while (pos_ < s_.size() && name_char(s_[pos_]) && s_[pos_] != ':') ++pos_;
       if (pos_ == start) return error_at(line_no_, "expected a label name");
-      std::string name(s_.substr(start, pos_ - start));
+      const std::string_view name = s_.substr(start, pos_ - start);
       skip_blanks();
-      if (peek() != '=') return error_at(line_no_, "expected '=' after label '" + name + "'");
+      if (peek() != '=') return error_at(line_no_, "expected '=' after label '" + std::string(name) + "'");
       ++pos_;
       skip_blanks();
-      if (peek() != '"') return error_at(line_no_, "expected '\"' to open the value of '" + name + "'");
-      ++pos_;
-      std::string value;
-      while (true) {
-        if (pos_ >= s_.size()) return error_at(line_no_, "unterminated value of label '" + name + "'");
-        const char c = s_[pos_++];
-        if (c == '"') break;
-        if (c != '\\') {
-          value += c;
-          continue;
-        }
-        const char e = peek();
-        ++pos_;
-        if (e == 'n') {
-          value += '\n';
-        } else if (e == '\\' || e == '"') {
-          value += e;
-        } else {
-          return error_at(line_no_, "bad escape in the value of label '" + name + "'");
-        }
+      if (peek() != '"') {
+        return error_at(line_no_, "expected '\"' to open the value of '" + std::string(name) + "'");
       }
+      ++pos_;
+      std::string_view value;
+      if (Status st = read_value(name, value); !st.ok()) return st;
       for (const auto& existing : labels) {
-        if (existing.first == name) return error_at(line_no_, "label '" + name + "' given twice");
+        if (existing.first == name) {
+          return error_at(line_no_, "label '" + std::string(name) + "' given twice");
+        }
       }
-      labels.emplace_back(std::move(name), std::move(value));
+      labels.emplace_back(name, value);
       skip_blanks();
       if (peek() == ',') ++pos_;
     }
+  }
+
+  // The value after its opening quote: a view of the text unless it holds escapes.
+  Status read_value(std::string_view name, std::string_view& value) {
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != '"' && s_[pos_] != '\\') ++pos_;
+    if (pos_ < s_.size() && s_[pos_] == '"') {
+      value = s_.substr(start, pos_++ - start);
+      return {};
+    }
+    std::string& out = unescaped_.emplace_back(s_.substr(start, pos_ - start));
+    while (true) {
+      if (pos_ >= s_.size()) {
+        return error_at(line_no_, "unterminated value of label '" + std::string(name) + "'");
+      }
+      const char c = s_[pos_++];
+      if (c == '"') break;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      const char e = peek();
+      ++pos_;
+      if (e == 'n') {
+        out += '\n';
+      } else if (e == '\\' || e == '"') {
+        out += e;
+      } else {
+        return error_at(line_no_, "bad escape in the value of label '" + std::string(name) + "'");
+      }
+    }
+    value = out;
+    return {};
   }
 
   std::string_view s_;
   std::size_t pos_ = 0;
   std::size_t line_no_;
   bool openmetrics_;
+  std::deque<std::string>& unescaped_;
 };
 
 // OpenMetrics text must end with "# EOF"; the 0.0.4 format has no such line.
@@ -180,25 +227,86 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-std::string series_id(const std::string& family, const Labels& labels) {
-  std::string id = family;
-  Labels sorted = labels;
-  std::sort(sorted.begin(), sorted.end());
-  for (const auto& [k, v] : sorted) {
-    id += '\x1f';
-    id += k;
-    id += '=';
-    id += v;
+// A series' identity: the family, then its labels sorted, each as "\x1fname=value".
+void append_series_id(std::string& out, std::string_view family, std::span<const Label> labels) {
+  out += family;
+  const Label* sorted[32];
+  std::vector<const Label*> many;
+  const Label** begin = sorted;
+  if (labels.size() > std::size(sorted)) {
+    many.resize(labels.size());
+    begin = many.data();
   }
-  return id;
+  for (std::size_t i = 0; i < labels.size(); ++i) begin[i] = &labels[i];
+  std::sort(begin, begin + labels.size(), [](const Label* a, const Label* b) { return *a < *b; });
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    out += '\x1f';
+    out += begin[i]->first;
+    out += '=';
+    out += begin[i]->second;
+  }
 }
 
-Result<uint64_t> to_count(double v, const std::string& what) {
+// The series of one parse by identity: open addressing over identities kept back to back in
+// one buffer.
+class SeriesIndex {
+ public:
+  // The index of the series with identity `id`, inserting `next` if there is none.
+  std::pair<std::size_t, bool> find_or_insert(std::string_view id, std::size_t next) {
+    if (2 * (spans_.size() + 1) > slots_.size()) grow();
+    const std::size_t h = std::hash<std::string_view>()(id);
+    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == 0) {
+        slots_[i] = static_cast<uint32_t>(spans_.size() + 1);
+        spans_.push_back({text_.size(), id.size(), h, next});
+        text_ += id;
+        return {next, true};
+      }
+      const Span& s = spans_[slots_[i] - 1];
+      if (s.hash == h && this->id(slots_[i] - 1) == id) return {s.series, false};
+    }
+  }
+
+  // The identity of the n-th series inserted (n is also its index in the parse's series).
+  std::string_view id(std::size_t n) const {
+    return std::string_view(text_).substr(spans_[n].offset, spans_[n].length);
+  }
+
+ private:
+  struct Span {
+    std::size_t offset;
+    std::size_t length;
+    std::size_t hash;
+    std::size_t series;
+  };
+
+  void grow() {
+    slots_.assign(std::max<std::size_t>(64, slots_.size() * 2), 0);
+    for (std::size_t n = 0; n < spans_.size(); ++n) {
+      std::size_t i = spans_[n].hash & (slots_.size() - 1);
+      while (slots_[i] != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = static_cast<uint32_t>(n + 1);
+    }
+  }
+
+  std::string text_;
+  std::vector<Span> spans_;
+  std::vector<uint32_t> slots_;  // 1 + index into spans_, 0 = empty
+};
+
+// A bucket count of histogram `family` (the message is built only on error).
+Result<uint64_t> to_count(double v, std::string_view family) {
   if (!(v >= 0) || v != std::floor(v) || v > 1.8e19) {
-    return Status::error(what + ": count " + std::to_string(v) + " is not a whole number >= 0",
+    return Status::error("histogram '" + std::string(family) + "': count " + std::to_string(v) +
+                             " is not a whole number >= 0",
                          "decode");
   }
   return static_cast<uint64_t>(v);
+}
+
+// A name that already follows the rules of DESIGN.md §2 is its own sanitized form.
+std::string tally_name(std::string_view name) {
+  return matches_name_pattern(name) ? std::string(name) : sanitize_prometheus_name(name);
 }
 
 }  // namespace
@@ -223,23 +331,66 @@ std::string sanitize_prometheus_name(std::string_view name) {
 
 Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Timestamp scrape_time,
                                                     std::size_t max_samples) {
-  std::map<std::string, Kind> kinds;  // declared families
-  std::vector<Series> series;
-  std::unordered_map<std::string, std::size_t> series_index;
+  ++parse_number_;
+  std::vector<Sample> out;
+  Status st = parse_into(text, scrape_time, max_samples, out);
+  // The start times become those of this scrape only if it was read whole; either way,
+  // identities first met in this parse and not kept leave the map.
+  for (auto it = starts_.begin(); it != starts_.end();) {
+    SeriesStart& s = it->second;
+    const bool keep = st.ok() ? s.next_parse == parse_number_ : s.committed;
+    if (!keep) {
+      it = starts_.erase(it);
+      continue;
+    }
+    if (st.ok()) s = {s.next_start, s.next_value, s.next_start, s.next_value, s.next_parse, true};
+    ++it;
+  }
+  if (!st.ok()) return st;
+  return out;
+}
 
-  // Which family a sample line belongs to, and which part of it the line is.
-  auto resolve = [&kinds](const std::string& name) -> std::pair<std::string, std::string> {
-    if (kinds.count(name)) return {name, ""};
-    for (std::string_view suffix : {"_bucket", "_sum", "_count", "_created", "_total", "_gcount", "_gsum"}) {
-      if (ends_with(name, suffix)) {
-        std::string base = name.substr(0, name.size() - suffix.size());
-        if (kinds.count(base)) return {base, std::string(suffix)};
+Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time,
+                                    std::size_t max_samples, std::vector<Sample>& out) {
+  std::map<std::string, Kind, std::less<>> kinds;  // declared families
+  std::vector<Series> series;
+  SeriesIndex index;
+  std::vector<Label> label_store;  // the labels of every series, back to back
+  std::deque<std::string> unescaped;
+
+  // Which family a sample line belongs to, and which part of it the line is. Consecutive
+  // lines mostly share a name, so the last answer is kept until a TYPE line changes the
+  // families.
+  struct Resolved {
+    std::string_view name;
+    std::size_t family_length = 0;
+    Part part = Part::kNone;
+    Kind kind = Kind::kUntyped;
+  };
+  std::optional<Resolved> last;
+  auto resolve = [&](std::string_view name) -> Resolved {
+    if (last && last->name == name) return *last;
+    Resolved r{name, name.size(), Part::kNone, Kind::kUntyped};
+    if (auto it = kinds.find(name); it != kinds.end()) {
+      r.kind = it->second;
+    } else {
+      for (const auto& [suffix, part] : kSuffixes) {
+        if (!ends_with(name, suffix)) continue;
+        const std::string_view base = name.substr(0, name.size() - suffix.size());
+        if (auto b = kinds.find(base); b != kinds.end()) {
+          r = {name, base.size(), part, b->second};
+          break;
+        }
       }
     }
-    return {name, ""};
+    last = r;
+    return r;
   };
 
   const bool openmetrics = is_openmetrics(text);
+  Line line;
+  std::vector<Label> labels;  // the line's labels without le/quantile
+  std::size_t previous = 0;   // the series of the previous sample line, if any
   std::size_t line_no = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
@@ -253,80 +404,115 @@ Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Times
     if (raw.empty()) continue;
     if (raw[0] == '#') {
       if (raw == "# EOF") break;
-      if (raw.rfind("# TYPE ", 0) == 0) {
+      if (raw.starts_with("# TYPE ")) {
         std::string_view rest = raw.substr(7);
         const std::size_t space = rest.find(' ');
         if (space == std::string_view::npos) return error_at(line_no, "TYPE without a type");
-        const std::string family(rest.substr(0, space));
+        const std::string_view family = rest.substr(0, space);
         std::string_view type = rest.substr(space + 1);
         while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
         auto kind = parse_kind(type);
         if (!kind) return error_at(line_no, "unknown type '" + std::string(type) + "'");
-        kinds[family] = *kind;
+        if (auto it = kinds.find(family); it != kinds.end()) {
+          it->second = *kind;
+        } else {
+          kinds.emplace(family, *kind);
+        }
+        last.reset();
       }
       continue;  // HELP, UNIT and other comments
     }
-    auto parsed = LineReader(raw, line_no, openmetrics).read();
-    if (!parsed.ok()) return parsed.status();
-    Line& line = *parsed;
-    auto [family, part] = resolve(line.name);
-    const Kind kind = kinds.count(family) ? kinds[family] : Kind::kUntyped;
-    std::optional<std::string> le;
-    std::optional<std::string> quantile;
-    Labels labels;
-    for (auto& [k, v] : line.labels) {
-      if (kind == Kind::kHistogram && k == "le") {
-        le = v;
-      } else if (kind == Kind::kSummary && k == "quantile" && part.empty()) {
-        quantile = v;
+    if (Status st = LineReader(raw, line_no, openmetrics, unescaped).read(line); !st.ok()) {
+      return st;
+    }
+    const Resolved r = resolve(line.name);
+    const std::string_view family = line.name.substr(0, r.family_length);
+    std::optional<std::string_view> le;
+    std::optional<std::string_view> quantile;
+    labels.clear();
+    for (const Label& label : line.labels) {
+      if (r.kind == Kind::kHistogram && label.first == "le") {
+        le = label.second;
+      } else if (r.kind == Kind::kSummary && label.first == "quantile" && r.part == Part::kNone) {
+        quantile = label.second;
       } else {
-        labels.emplace_back(k, v);
+        labels.push_back(label);
       }
     }
-    const std::string id = series_id(family, labels);
-    auto [it, inserted] = series_index.try_emplace(id, series.size());
-    if (inserted) {
-      Series fresh;
-      fresh.family = family;
-      fresh.kind = kind;
-      fresh.labels = std::move(labels);
-      series.push_back(std::move(fresh));
+    // The lines of a series usually follow one another (histogram buckets): the same family
+    // and labels in the same order are the same series, without building the identity.
+    std::size_t n;
+    if (!series.empty() && series[previous].family == family &&
+        std::equal(labels.begin(), labels.end(),
+                   label_store.begin() + static_cast<std::ptrdiff_t>(series[previous].labels_begin),
+                   label_store.begin() + static_cast<std::ptrdiff_t>(series[previous].labels_begin +
+                                                                     series[previous].labels_count))) {
+      n = previous;
+    } else {
+      std::string& id = line_id_;
+      id.clear();
+      append_series_id(id, family, labels);
+      bool inserted;
+      std::tie(n, inserted) = index.find_or_insert(id, series.size());
+      if (inserted) {
+        Series& fresh = series.emplace_back();
+        fresh.family = family;
+        fresh.kind = r.kind;
+        fresh.labels_begin = label_store.size();
+        fresh.labels_count = labels.size();
+        label_store.insert(label_store.end(), labels.begin(), labels.end());
+      }
     }
-    Series& s = series[it->second];
+    previous = n;
+    Series& s = series[n];
     if (line.timestamp && !s.timestamp) s.timestamp = line.timestamp;
-    if (part == "_created") {
-      s.created = line.value;
-    } else if (part == "_sum" || part == "_gsum") {
-      s.sum = line.value;
-    } else if (part == "_count" || part == "_gcount") {
-      s.count = line.value;
-    } else if (kind == Kind::kHistogram && part == "_bucket") {
-      if (!le) return error_at(line_no, "bucket of '" + family + "' without an le label");
+    switch (r.part) {
+      case Part::kCreated:
+        s.created = line.value;
+        continue;
+      case Part::kSum:
+      case Part::kGsum:
+        s.sum = line.value;
+        continue;
+      case Part::kCount:
+      case Part::kGcount:
+        s.count = line.value;
+        continue;
+      default:
+        break;
+    }
+    if (r.kind == Kind::kHistogram && r.part == Part::kBucket) {
+      if (!le) {
+        return error_at(line_no, "bucket of '" + std::string(family) + "' without an le label");
+      }
       auto bound = parse_value(*le);
-      if (!bound) return error_at(line_no, "le=\"" + *le + "\" is not a number");
+      if (!bound) return error_at(line_no, "le=\"" + std::string(*le) + "\" is not a number");
       s.buckets.emplace_back(*bound, line.value);
-    } else if (kind == Kind::kSummary && quantile) {
+    } else if (r.kind == Kind::kSummary && quantile) {
       s.quantiles.emplace_back(*quantile, line.value);
     } else {
       s.value = line.value;
     }
   }
 
-  std::vector<Sample> out;
-  std::unordered_map<std::string, SeriesStart> next_starts;
+  out.reserve(series.size());
   const Fields target_fields = {{"producer_id", FieldValue(source_.producer_id)},
                                 {"instance", FieldValue(source_.instance)}};
 
-  auto start_for = [&](const std::string& id, std::optional<double> created, double value) {
+  // Records the series' start for the next scrape (committed by parse() on success).
+  auto start_for = [&](std::string_view id, std::optional<double> created, double value) {
     if (created && std::isfinite(*created)) {
       return Timestamp(std::chrono::microseconds(static_cast<int64_t>(*created * 1e6)));
     }
-    auto prev = starts_.find(id);
+    auto it = starts_.find(id);
+    if (it == starts_.end()) it = starts_.emplace(std::string(id), SeriesStart{}).first;
+    SeriesStart& prev = it->second;
     // A counter that went down was reset: it starts again now.
-    Timestamp start = (prev == starts_.end() || value < prev->second.last_value)
-                          ? scrape_time
-                          : prev->second.start_time;
-    next_starts[id] = SeriesStart{start, value};
+    const Timestamp start =
+        (!prev.committed || value < prev.last_value) ? scrape_time : prev.start_time;
+    prev.next_start = start;
+    prev.next_value = value;
+    prev.next_parse = parse_number_;
     return start;
   };
 
@@ -335,71 +521,86 @@ Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Times
       return Status::error("more than " + std::to_string(max_samples) + " samples",
                            "too_many_samples");
     }
-    Sample sample;
+    Sample& sample = out.emplace_back();
     sample.target = Target{source_.target_name, target_fields};
     sample.metric = Metric{std::move(metric_name), std::move(fields)};
     sample.timestamp = s.timestamp.value_or(scrape_time);
     sample.datum = std::move(datum);
     if (Status st = validate_sample(sample); !st.ok()) {
-      return Status::error("series '" + s.family + "': " + st.message(), "decode");
+      return Status::error("series '" + std::string(s.family) + "': " + st.message(), "decode");
     }
-    out.push_back(std::move(sample));
     return {};
   };
 
-  for (const Series& s : series) {
-    const std::string metric = sanitize_prometheus_name(s.family);
+  std::string_view metric_family;  // whose name `metric` is
+  std::string metric;
+  for (std::size_t n = 0; n < series.size(); ++n) {
+    Series& s = series[n];
+    if (s.family != metric_family || n == 0) {
+      metric = tally_name(s.family);
+      metric_family = s.family;
+    }
     if (metric.empty()) {
-      return Status::error("metric family '" + s.family + "' has no usable name", "decode");
+      return Status::error("metric family '" + std::string(s.family) + "' has no usable name",
+                           "decode");
     }
     Fields fields;
-    for (const auto& [k, v] : s.labels) {
-      std::string name = sanitize_prometheus_name(k);
+    fields.reserve(s.labels_count);
+    for (std::size_t i = s.labels_begin; i < s.labels_begin + s.labels_count; ++i) {
+      const auto& [k, v] = label_store[i];
+      std::string name = tally_name(k);
       if (name == "producer_id" || name == "instance") name = "exported_" + name;
-      if (name.empty()) return Status::error("label '" + k + "' has no usable name", "decode");
-      fields.push_back({std::move(name), FieldValue(v)});
+      if (name.empty()) {
+        return Status::error("label '" + std::string(k) + "' has no usable name", "decode");
+      }
+      fields.push_back({std::move(name), FieldValue(std::string(v))});
     }
-    const std::string id = series_id(s.family, s.labels);
+    const std::string_view id = index.id(n);
     Status st;
     switch (s.kind) {
       case Kind::kCounter: {
         if (!s.value) continue;  // only _created seen
         const Timestamp start = start_for(id, s.created, *s.value);
-        st = emit(s, metric, fields, Cumulative<double>{start, *s.value});
+        st = emit(s, metric, std::move(fields), Cumulative<double>{start, *s.value});
         break;
       }
       case Kind::kGauge:
       case Kind::kUntyped:
         if (!s.value) continue;
-        st = emit(s, metric, fields, *s.value);
+        st = emit(s, metric, std::move(fields), *s.value);
         break;
       case Kind::kSummary: {
         for (const auto& [q, v] : s.quantiles) {
           Fields qf = fields;
-          qf.push_back({"quantile", FieldValue(q)});
+          qf.push_back({"quantile", FieldValue(std::string(q))});
           if (st = emit(s, metric, std::move(qf), v); !st.ok()) break;
         }
         if (!st.ok()) break;
         const Timestamp start = start_for(id, s.created, s.count.value_or(0));
         if (s.sum) st = emit(s, metric + "_sum", fields, Cumulative<double>{start, *s.sum});
         if (st.ok() && s.count) {
-          st = emit(s, metric + "_count", fields, Cumulative<double>{start, *s.count});
+          st = emit(s, metric + "_count", std::move(fields), Cumulative<double>{start, *s.count});
         }
         break;
       }
       case Kind::kHistogram: {
-        std::vector<std::pair<double, double>> buckets = s.buckets;
-        std::sort(buckets.begin(), buckets.end());
+        std::vector<std::pair<double, double>>& buckets = s.buckets;
+        if (!std::is_sorted(buckets.begin(), buckets.end())) {
+          std::sort(buckets.begin(), buckets.end());
+        }
+        const std::string_view family = s.family;
         Histogram<double> h;
-        double previous = 0;
+        h.bins.reserve(buckets.size() + 1);
+        double previous_count = 0;
         for (std::size_t i = 0; i < buckets.size(); ++i) {
           const auto [bound, cumulative] = buckets[i];
-          if (cumulative < previous) {
-            return Status::error("histogram '" + s.family + "': bucket counts decrease at le=" +
+          if (cumulative < previous_count) {
+            return Status::error("histogram '" + std::string(family) +
+                                     "': bucket counts decrease at le=" +
                                      std::to_string(bound),
                                  "decode");
           }
-          auto count = to_count(cumulative - previous, "histogram '" + s.family + "'");
+          auto count = to_count(cumulative - previous_count, family);
           if (!count.ok()) return count.status();
           // Prometheus bucket i holds (le[i-1], le[i]]; Tally bin i+1 starts at le[i].
           if (i == 0) {
@@ -409,35 +610,35 @@ Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Times
           }
           if (std::isinf(bound)) break;
           h.bins.push_back({bound, 0});
-          previous = cumulative;
+          previous_count = cumulative;
         }
         if (h.bins.size() < 2) {
-          return Status::error("histogram '" + s.family + "' has no finite buckets", "decode");
+          return Status::error("histogram '" + std::string(family) + "' has no finite buckets",
+                               "decode");
         }
         const double total = s.count.value_or(buckets.empty() ? 0 : buckets.back().second);
         if (buckets.empty() || !std::isinf(buckets.back().first)) {
           // No +Inf bucket: what _count has beyond the last bound belongs to the last bin.
-          auto rest = to_count(total - previous, "histogram '" + s.family + "'");
+          auto rest = to_count(total - previous_count, family);
           if (!rest.ok()) return rest.status();
           h.bins.back().count = *rest;
         }
-        auto n = to_count(total, "histogram '" + s.family + "'");
-        if (!n.ok()) return n.status();
-        h.n_samples = *n;
+        auto n_samples = to_count(total, family);
+        if (!n_samples.ok()) return n_samples.status();
+        h.n_samples = *n_samples;
         h.sum_of_samples = s.sum.value_or(NAN);
         // The text format carries neither min, max nor the squared mean.
         h.min = NAN;
         h.max = NAN;
         h.squared_mean = NAN;
         h.start_time = start_for(id, s.created, total);
-        st = emit(s, metric, fields, std::move(h));
+        st = emit(s, metric, std::move(fields), std::move(h));
         break;
       }
     }
     if (!st.ok()) return st;
   }
-  starts_ = std::move(next_starts);
-  return out;
+  return {};
 }
 
 }  // namespace tally::collector

@@ -181,3 +181,55 @@ TEST_CASE("more samples than allowed is too_many_samples") {
   CHECK(r.status().code() == "too_many_samples");
   CHECK(p.parse("a 1\nb 2\n", kScrape, 2).ok());
 }
+
+TEST_CASE("a rejected scrape leaves the start times of the last good one") {
+  auto p = parser();
+  const Timestamp later = kScrape + std::chrono::seconds(10);
+  const Timestamp latest = kScrape + std::chrono::seconds(20);
+  const std::string head = "# TYPE c counter\n";
+  REQUIRE(p.parse(head + "c{k=\"1\"} 5\n", kScrape).ok());
+  // Seen again in a scrape that fails further down: neither its new value nor a new series count.
+  REQUIRE_FALSE(p.parse(head + "c{k=\"1\"} 1\nc{k=\"2\"} 1\nbad{\n", later).ok());
+  auto r = p.parse(head + "c{k=\"1\"} 6\nc{k=\"2\"} 1\n", latest);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 2);
+  CHECK(std::get<Cumulative<double>>(find(*r, "c", "k", "1").datum).start_time == kScrape);
+  CHECK(std::get<Cumulative<double>>(find(*r, "c", "k", "2").datum).start_time == latest);
+}
+
+TEST_CASE("a series missing from a scrape starts afresh when it comes back") {
+  auto p = parser();
+  const Timestamp later = kScrape + std::chrono::seconds(10);
+  const Timestamp latest = kScrape + std::chrono::seconds(20);
+  const std::string head = "# TYPE c counter\n";
+  REQUIRE(p.parse(head + "c{k=\"1\"} 5\nc{k=\"2\"} 5\n", kScrape).ok());
+  REQUIRE(p.parse(head + "c{k=\"1\"} 6\n", later).ok());
+  auto r = p.parse(head + "c{k=\"1\"} 7\nc{k=\"2\"} 7\n", latest);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(std::get<Cumulative<double>>(find(*r, "c", "k", "1").datum).start_time == kScrape);
+  CHECK(std::get<Cumulative<double>>(find(*r, "c", "k", "2").datum).start_time == latest);
+}
+
+TEST_CASE("the lines of a series may be apart and list their labels in any order") {
+  auto p = parser();
+  auto r = p.parse(
+      "# TYPE h histogram\n"
+      "h_bucket{a=\"1\",b=\"x\",le=\"1\"} 2\n"
+      "h_bucket{a=\"2\",b=\"x\",le=\"1\"} 1\n"
+      "h_bucket{le=\"+Inf\",b=\"x\",a=\"1\"} 5\n"
+      "h_bucket{b=\"x\",a=\"2\",le=\"+Inf\"} 4\n"
+      "h_sum{b=\"x\",a=\"1\"} 9\n"
+      "h_count{a=\"1\",b=\"x\"} 5\n",
+      kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 2);
+  const auto& one = std::get<Histogram<double>>(find(*r, "h", "a", "1").datum);
+  REQUIRE(one.bins.size() == 2);
+  CHECK(one.bins[0].count == 2);
+  CHECK(one.bins[1].count == 3);
+  CHECK(one.sum_of_samples == 9);
+  const auto& two = std::get<Histogram<double>>(find(*r, "h", "a", "2").datum);
+  CHECK(two.n_samples == 4);
+  // Fields keep the order of the series' first line.
+  CHECK(find(*r, "h", "a", "1").metric.fields[0].name == "a");
+}

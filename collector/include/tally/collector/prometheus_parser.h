@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -42,14 +43,30 @@ class PrometheusParser {
                                     std::size_t max_samples = std::numeric_limits<std::size_t>::max());
 
  private:
+  // A counter/histogram/summary series' start time as of the last successful parse, and the
+  // one the parse in progress found (kept only if that parse succeeds).
   struct SeriesStart {
     Timestamp start_time;
     double last_value = 0;
+    Timestamp next_start;
+    double next_value = 0;
+    uint64_t next_parse = 0;  // the parse that set next_*
+    bool committed = false;   // start_time/last_value are set
+  };
+  // Lets starts_ be searched with a string_view, so that a lookup builds no string.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
 
+  Status parse_into(std::string_view text, Timestamp scrape_time, std::size_t max_samples,
+                    std::vector<Sample>& out);
+
   PrometheusSource source_;
-  // Start times of counter/histogram series by series identity, from the previous scrape.
-  std::unordered_map<std::string, SeriesStart> starts_;
+  // Start times of counter/histogram/summary series by series identity.
+  std::unordered_map<std::string, SeriesStart, StringHash, std::equal_to<>> starts_;
+  uint64_t parse_number_ = 0;
+  std::string line_id_;  // the identity of the line being read (its capacity is reused)
 };
 
 // "http_requests:rate5m" → "http_requests_rate5m"; "Foo__Bar_" → "foo_bar". Returns "" when
