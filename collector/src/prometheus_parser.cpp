@@ -1,6 +1,7 @@
 #include "tally/collector/prometheus_parser.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <deque>
@@ -60,15 +61,35 @@ Status error_at(std::size_t line_no, const std::string& message) {
   return Status::error("line " + std::to_string(line_no) + ": " + message, "decode");
 }
 
-bool name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':'; }
-bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9'); }
+// Character classes by table: the tokenizer looks at every byte of the scrape.
+enum CharClass : uint8_t { kLabelStart = 1, kLabelChar = 2, kColon = 4 };
+constexpr std::array<uint8_t, 256> kCharClasses = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (letter) t[c] = kLabelStart | kLabelChar;
+    if (c >= '0' && c <= '9') t[c] = kLabelChar;
+    if (c == ':') t[c] = kColon;
+  }
+  return t;
+}();
+uint8_t char_class(char c) { return kCharClasses[static_cast<unsigned char>(c)]; }
+bool name_start(char c) { return char_class(c) & (kLabelStart | kColon); }
+bool name_char(char c) { return char_class(c) & (kLabelChar | kColon); }
+bool label_char(char c) { return char_class(c) & kLabelChar; }
 
 std::optional<double> parse_value(std::string_view text) {
+  double v = 0;
+  // Most values are plain numbers: the named ones start with a letter or a sign.
+  if (!text.empty() && text[0] >= '0' && text[0] <= '9') {
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+    return v;
+  }
   if (text == "+Inf" || text == "Inf" || text == "+inf") return INFINITY;
   if (text == "-Inf" || text == "-inf") return -INFINITY;
   if (text == "NaN" || text == "nan") return NAN;
   if (!text.empty() && text[0] == '+') text.remove_prefix(1);
-  double v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
   return v;
@@ -140,7 +161,7 @@ class LineReader {
         return {};
       }
       const std::size_t start = pos_;
-      while (pos_ < s_.size() && name_char(s_[pos_]) && s_[pos_] != ':') ++pos_;
+      while (pos_ < s_.size() && label_char(s_[pos_])) ++pos_;
       if (pos_ == start) return error_at(line_no_, "expected a label name");
       const std::string_view name = s_.substr(start, pos_ - start);
       skip_blanks();
@@ -167,11 +188,14 @@ class LineReader {
   // The value after its opening quote: a view of the text unless it holds escapes.
   Status read_value(std::string_view name, std::string_view& value) {
     const std::size_t start = pos_;
-    while (pos_ < s_.size() && s_[pos_] != '"' && s_[pos_] != '\\') ++pos_;
-    if (pos_ < s_.size() && s_[pos_] == '"') {
-      value = s_.substr(start, pos_++ - start);
+    const std::size_t quote = s_.find('"', pos_);
+    const std::size_t escape = s_.substr(0, quote).find('\\', pos_);
+    if (quote != std::string_view::npos && escape == std::string_view::npos) {
+      value = s_.substr(start, quote - start);
+      pos_ = quote + 1;
       return {};
     }
+    pos_ = std::min(escape, s_.size());
     std::string& out = unescaped_.emplace_back(s_.substr(start, pos_ - start));
     while (true) {
       if (pos_ >= s_.size()) {
@@ -223,6 +247,15 @@ std::optional<Kind> parse_kind(std::string_view type) {
   return std::nullopt;
 }
 
+// Equality of the short strings a scrape is made of, without a call to memcmp per pair.
+bool same_text(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -238,7 +271,11 @@ void append_series_id(std::string& out, std::string_view family, std::span<const
     begin = many.data();
   }
   for (std::size_t i = 0; i < labels.size(); ++i) begin[i] = &labels[i];
-  std::sort(begin, begin + labels.size(), [](const Label* a, const Label* b) { return *a < *b; });
+  // Names are unique within a line, so they alone give the order; exporters mostly sort them.
+  auto by_name = [](const Label* a, const Label* b) { return a->first < b->first; };
+  if (!std::is_sorted(begin, begin + labels.size(), by_name)) {
+    std::sort(begin, begin + labels.size(), by_name);
+  }
   for (std::size_t i = 0; i < labels.size(); ++i) {
     out += '\x1f';
     out += begin[i]->first;
@@ -442,11 +479,14 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
     // The lines of a series usually follow one another (histogram buckets): the same family
     // and labels in the same order are the same series, without building the identity.
     std::size_t n;
-    if (!series.empty() && series[previous].family == family &&
+    if (!series.empty() && same_text(series[previous].family, family) &&
         std::equal(labels.begin(), labels.end(),
                    label_store.begin() + static_cast<std::ptrdiff_t>(series[previous].labels_begin),
                    label_store.begin() + static_cast<std::ptrdiff_t>(series[previous].labels_begin +
-                                                                     series[previous].labels_count))) {
+                                                                     series[previous].labels_count),
+                   [](const Label& a, const Label& b) {
+                     return same_text(a.first, b.first) && same_text(a.second, b.second);
+                   })) {
       n = previous;
     } else {
       std::string& id = line_id_;
