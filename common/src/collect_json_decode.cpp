@@ -207,6 +207,7 @@ class Decoder {
   bool get_array(od::value& v, od::array& out);
   bool find(od::object& obj, std::string_view key, od::value& out);
   bool read_string(od::value& v, std::string_view& out);
+  bool read_key(od::field& field, std::string_view& out);
   bool read_string_at(od::object& obj, std::string_view key, std::string_view& out);
   template <class T>
   bool read_parsed(od::value& v, FieldValue& out);
@@ -428,7 +429,7 @@ bool Decoder::decode_fields(od::value v, Fields& out) {
     od::field field;
     if (auto e = std::move(element).get(field)) return fail_json(e);
     std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return fail_json(e);
+    if (!read_key(field, key)) return false;
     Scope scope(*this, key);
     if (out.empty()) out.reserve(4);  // samples have a few fields; skip the 1, 2, 4 growth
     if (!decode_field(field.value(), key, out.emplace_back())) return false;
@@ -752,10 +753,35 @@ bool Decoder::find(od::object& obj, std::string_view key, od::value& out) {
   return true;
 }
 
+// Most strings hold no escape: their text is then a view of the document itself, which saves
+// simdjson's unescaping copy. The value is consumed either way, so that malformed JSON after it
+// is reported as it would be after get_string.
 bool Decoder::read_string(od::value& v, std::string_view& out) {
+  const std::string_view token = trim_token(v.raw_json_token());
+  if (token.size() >= 2 && token.front() == '"' && token.back() == '"' &&
+      token.find('\\') == std::string_view::npos) {
+    od::raw_json_string raw;
+    if (auto e = v.get_raw_json_string().get(raw)) return fail_json(e);
+    out = token.substr(1, token.size() - 2);
+    return true;
+  }
   if (auto e = v.get_string().get(out)) {
     return e == simdjson::INCORRECT_TYPE ? fail_type(v, "a string") : fail_json(e);
   }
+  return true;
+}
+
+// A key, as a view of the document when it holds no escape (like read_string). The document
+// passed stage 1, so the key's closing quote is there to be found.
+bool Decoder::read_key(od::field& field, std::string_view& out) {
+  const char* begin = field.key().raw();
+  const char* end = begin;
+  while (*end != '"' && *end != '\\') ++end;
+  if (*end == '"') {
+    out = std::string_view(begin, static_cast<std::size_t>(end - begin));
+    return true;
+  }
+  if (auto e = field.unescaped_key().get(out)) return fail_json(e);
   return true;
 }
 
@@ -850,24 +876,23 @@ bool Decoder::read_integer(od::value& v, Int& out) {
 
 // A float is a JSON number or one of the strings oximeter writes for the non-finite values.
 bool Decoder::read_double(od::value& v, double& out, std::string_view type) {
+  const simdjson::error_code e = v.get_double().get(out);
+  if (!e) return true;
   od::json_type t;
-  if (auto e = v.type().get(t)) return fail_json(e);
-  if (t == od::json_type::string) {
-    std::string_view text;
-    if (!read_string(v, text)) return false;
-    if (text == "NaN") {
-      out = std::numeric_limits<double>::quiet_NaN();
-    } else if (text == "Infinity") {
-      out = std::numeric_limits<double>::infinity();
-    } else if (text == "-Infinity") {
-      out = -std::numeric_limits<double>::infinity();
-    } else {
-      return fail(quote(text) + " is not a number (" + std::string(type) +
-                  " strings are only \"NaN\", \"Infinity\" and \"-Infinity\")");
-    }
-    return true;
+  if (auto te = v.type().get(t)) return fail_json(te);
+  if (t != od::json_type::string) return fail_number(v, e, type, "a number");
+  std::string_view text;
+  if (!read_string(v, text)) return false;
+  if (text == "NaN") {
+    out = std::numeric_limits<double>::quiet_NaN();
+  } else if (text == "Infinity") {
+    out = std::numeric_limits<double>::infinity();
+  } else if (text == "-Infinity") {
+    out = -std::numeric_limits<double>::infinity();
+  } else {
+    return fail(quote(text) + " is not a number (" + std::string(type) +
+                " strings are only \"NaN\", \"Infinity\" and \"-Infinity\")");
   }
-  if (auto e = v.get_double().get(out)) return fail_number(v, e, type, "a number");
   return true;
 }
 
