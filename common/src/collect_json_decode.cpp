@@ -196,7 +196,9 @@ class Decoder {
   template <class T>
   bool decode_histogram(od::value& body, Datum& out);
   template <class T>
-  bool decode_bins(od::value v, std::vector<Bin<T>>& bins);
+  bool decode_bins(od::value v, std::vector<Bin<T>>& out);
+  template <class T>
+  bool decode_bins_into(od::value v, std::vector<Bin<T>>& bins);
   template <class T>
   bool decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end, Bin<T>& bin,
                   bool& unbounded_above);
@@ -641,11 +643,30 @@ bool Decoder::decode_histogram(od::value& body, Datum& out) {
          read_number_at(obj, "squared_mean", h.squared_mean);
 }
 
+// The bins are gathered in a per-thread buffer and copied once at their exact count: one
+// allocation per histogram, and no slack kept in the samples.
+constexpr std::size_t kRetainedBins = 1024;
+
 template <class T>
-bool Decoder::decode_bins(od::value v, std::vector<Bin<T>>& bins) {
+std::vector<Bin<T>>& bin_scratch() {
+  thread_local std::vector<Bin<T>> bins;
+  return bins;
+}
+
+template <class T>
+bool Decoder::decode_bins(od::value v, std::vector<Bin<T>>& out) {
+  std::vector<Bin<T>>& bins = bin_scratch<T>();
+  bins.clear();
+  const bool ok = decode_bins_into(v, bins);
+  if (ok) out.assign(bins.begin(), bins.end());
+  if (bins.capacity() > kRetainedBins) std::vector<Bin<T>>().swap(bins);  // a rare huge one
+  return ok;
+}
+
+template <class T>
+bool Decoder::decode_bins_into(od::value v, std::vector<Bin<T>>& bins) {
   od::array arr;
   if (!get_array(v, arr)) return false;
-  bins.reserve(16);
   std::optional<T> prev_end;
   bool unbounded_above = false;
   std::size_t i = 0;

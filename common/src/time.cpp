@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 namespace tally {
 namespace {
@@ -83,7 +84,36 @@ std::string format_rfc3339(Timestamp t) {
   return out;
 }
 
+namespace {
+
+// The form append_rfc3339 writes, "YYYY-MM-DDTHH:MM:SS.ffffffZ", which is what Tally's
+// producers send: read with fixed offsets. nullopt for anything else (including that form with
+// an impossible date), which the general parser then reads or rejects, so the accepted
+// language and the messages are those of the general parser.
+std::optional<Timestamp> parse_canonical_rfc3339(std::string_view s) {
+  if (s.size() != 27 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+      s[16] != ':' || s[19] != '.' || s[26] != 'Z') {
+    return std::nullopt;
+  }
+  unsigned year, month, day, hour, minute, second, micros;
+  if (!read_digits(s, 0, 4, year) || !read_digits(s, 5, 2, month) || !read_digits(s, 8, 2, day) ||
+      !read_digits(s, 11, 2, hour) || !read_digits(s, 14, 2, minute) ||
+      !read_digits(s, 17, 2, second) || !read_digits(s, 20, 6, micros)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
+      minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  const int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+                       second;
+  return Timestamp(std::chrono::microseconds(secs * 1'000'000 + micros));
+}
+
+}  // namespace
+
 Result<Timestamp> parse_rfc3339(std::string_view s) {
+  if (std::optional<Timestamp> t = parse_canonical_rfc3339(s)) return *t;
   auto bad = [&](const char* why) {
     return Status::error("bad timestamp '" + std::string(s) + "': " + why, "decode");
   };

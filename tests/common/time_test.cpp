@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <random>
 #include <string>
 
 namespace tally {
@@ -179,6 +180,46 @@ TEST_CASE("format_duration: the largest whole unit") {
     REQUIRE(back.ok());
     CHECK(back->count() == us);
   }
+}
+
+// parse_rfc3339 reads the form producers write ("…T…ffffffZ", 27 characters) by a fast path:
+// it must agree with the general reading of the same text spelled so that the fast path does
+// not apply ('t' for 'T'), on valid and corrupted inputs alike.
+TEST_CASE("parse_rfc3339: the canonical form reads as the general parser reads it") {
+  std::mt19937_64 rng(42);
+  auto general = [](std::string text) {
+    if (text[10] == 'T') text[10] = 't';
+    return parse_rfc3339(text);
+  };
+  // The problem a message names, without the quoted input (which differs by design).
+  auto problem = [](const std::string& message) { return message.substr(message.rfind("': ")); };
+  std::size_t valid = 0;
+  std::size_t invalid = 0;
+  for (int i = 0; i < 20000; ++i) {
+    // Instants from year 0 to 9999, at the microsecond.
+    const int64_t us = static_cast<int64_t>(rng() % 315'537'897'600'000'000ULL) - 62'167'219'200'000'000LL;
+    std::string text = format_rfc3339(Timestamp(microseconds(us)));
+    REQUIRE(text.size() == 27);
+    if (i % 2 == 1) {
+      // A digit changed: impossible dates and times (month 13, hour 24, Feb 30…) among them.
+      static constexpr std::size_t kDigits[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 25};
+      text[kDigits[rng() % std::size(kDigits)]] = static_cast<char>('0' + rng() % 10);
+    }
+    if (i % 7 == 3) text[rng() % text.size()] = "x:-.TZ 9"[rng() % 8];
+    CAPTURE(text);
+    const Result<Timestamp> fast = parse_rfc3339(text);
+    const Result<Timestamp> slow = general(text);
+    REQUIRE(fast.ok() == slow.ok());
+    if (fast.ok()) {
+      CHECK(*fast == *slow);
+      ++valid;
+    } else {
+      CHECK(problem(fast.error()) == problem(slow.error()));
+      ++invalid;
+    }
+  }
+  CHECK(valid > 10000);
+  CHECK(invalid > 100);
 }
 
 }  // namespace
