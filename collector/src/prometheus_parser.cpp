@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -78,6 +79,26 @@ bool name_start(char c) { return char_class(c) & (kLabelStart | kColon); }
 bool name_char(char c) { return char_class(c) & (kLabelChar | kColon); }
 bool label_char(char c) { return char_class(c) & kLabelChar; }
 
+// Equality of the short strings a scrape is made of, eight bytes at a time and without a call
+// to memcmp per pair.
+bool same_text(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  std::size_t n = a.size();
+  for (; n >= 8; n -= 8, x += 8, y += 8) {
+    uint64_t u;
+    uint64_t v;
+    std::memcpy(&u, x, 8);
+    std::memcpy(&v, y, 8);
+    if (u != v) return false;
+  }
+  for (; n > 0; --n, ++x, ++y) {
+    if (*x != *y) return false;
+  }
+  return true;
+}
+
 std::optional<double> parse_value(std::string_view text) {
   double v = 0;
   // Most values are plain numbers: the named ones start with a letter or a sign.
@@ -119,7 +140,7 @@ class LineReader {
     skip_blanks();
     if (peek() == '{') {
       ++pos_;
-      if (Status st = read_labels(line.labels); !st.ok()) return st;
+      if (!read_labels(line.labels)) return error_;
     }
     skip_blanks();
     const std::string_view value = word();
@@ -131,13 +152,13 @@ class LineReader {
     line.value = *v;
     skip_blanks();
     const std::string_view ts = word();
-    if (!ts.empty() && ts != "#") {
+    if (!ts.empty() && !same_text(ts, "#")) {
       line.timestamp = parse_timestamp(ts, openmetrics_);
       if (!line.timestamp) return error_at(line_no_, "'" + std::string(ts) + "' is not a timestamp");
       skip_blanks();
       const std::string_view rest = word();
       // OpenMetrics exemplars follow " # "; anything else is junk.
-      if (!rest.empty() && rest != "#") return error_at(line_no_, "unexpected text after the timestamp");
+      if (!rest.empty() && !same_text(rest, "#")) return error_at(line_no_, "unexpected text after the timestamp");
     }
     return {};
   }
@@ -153,30 +174,30 @@ class LineReader {
     return s_.substr(start, pos_ - start);
   }
 
-  Status read_labels(std::vector<Label>& labels) {
+  bool read_labels(std::vector<Label>& labels) {
     while (true) {
       skip_blanks();
       if (peek() == '}') {
         ++pos_;
-        return {};
+        return true;
       }
       const std::size_t start = pos_;
       while (pos_ < s_.size() && label_char(s_[pos_])) ++pos_;
-      if (pos_ == start) return error_at(line_no_, "expected a label name");
+      if (pos_ == start) return fail("expected a label name");
       const std::string_view name = s_.substr(start, pos_ - start);
       skip_blanks();
-      if (peek() != '=') return error_at(line_no_, "expected '=' after label '" + std::string(name) + "'");
+      if (peek() != '=') return fail("expected '=' after label '" + std::string(name) + "'");
       ++pos_;
       skip_blanks();
       if (peek() != '"') {
-        return error_at(line_no_, "expected '\"' to open the value of '" + std::string(name) + "'");
+        return fail("expected '\"' to open the value of '" + std::string(name) + "'");
       }
       ++pos_;
       std::string_view value;
-      if (Status st = read_value(name, value); !st.ok()) return st;
+      if (!read_value(name, value)) return false;
       for (const auto& existing : labels) {
         if (existing.first == name) {
-          return error_at(line_no_, "label '" + std::string(name) + "' given twice");
+          return fail("label '" + std::string(name) + "' given twice");
         }
       }
       labels.emplace_back(name, value);
@@ -186,20 +207,20 @@ class LineReader {
   }
 
   // The value after its opening quote: a view of the text unless it holds escapes.
-  Status read_value(std::string_view name, std::string_view& value) {
+  bool read_value(std::string_view name, std::string_view& value) {
     const std::size_t start = pos_;
     const std::size_t quote = s_.find('"', pos_);
     const std::size_t escape = s_.substr(0, quote).find('\\', pos_);
     if (quote != std::string_view::npos && escape == std::string_view::npos) {
       value = s_.substr(start, quote - start);
       pos_ = quote + 1;
-      return {};
+      return true;
     }
     pos_ = std::min(escape, s_.size());
     std::string& out = unescaped_.emplace_back(s_.substr(start, pos_ - start));
     while (true) {
       if (pos_ >= s_.size()) {
-        return error_at(line_no_, "unterminated value of label '" + std::string(name) + "'");
+        return fail("unterminated value of label '" + std::string(name) + "'");
       }
       const char c = s_[pos_++];
       if (c == '"') break;
@@ -214,15 +235,22 @@ class LineReader {
       } else if (e == '\\' || e == '"') {
         out += e;
       } else {
-        return error_at(line_no_, "bad escape in the value of label '" + std::string(name) + "'");
+        return fail("bad escape in the value of label '" + std::string(name) + "'");
       }
     }
     value = out;
-    return {};
+    return true;
+  }
+
+  // Records the error of the line for read(); the success path builds no Status.
+  bool fail(const std::string& message) {
+    error_ = error_at(line_no_, message);
+    return false;
   }
 
   std::string_view s_;
   std::size_t pos_ = 0;
+  Status error_;
   std::size_t line_no_;
   bool openmetrics_;
   std::deque<std::string>& unescaped_;
@@ -247,42 +275,47 @@ std::optional<Kind> parse_kind(std::string_view type) {
   return std::nullopt;
 }
 
-// Equality of the short strings a scrape is made of, without a call to memcmp per pair.
-bool same_text(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i] != b[i]) return false;
-  }
-  return true;
-}
-
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// A series' identity: the family, then its labels sorted, each as "\x1fname=value".
-void append_series_id(std::string& out, std::string_view family, std::span<const Label> labels) {
-  out += family;
-  const Label* sorted[32];
-  std::vector<const Label*> many;
-  const Label** begin = sorted;
-  if (labels.size() > std::size(sorted)) {
-    many.resize(labels.size());
-    begin = many.data();
+// Builds series identities: the family, then the labels sorted by name (unique within a line),
+// each as "\x1fname=value". The lines of a family mostly list the same names in the same order,
+// so the order found for the last names is reused while they match.
+class SeriesIdBuilder {
+ public:
+  void build(std::string& out, std::string_view family, std::span<const Label> labels) {
+    if (!same_names(labels)) {
+      names_.clear();
+      order_.clear();
+      for (std::size_t i = 0; i < labels.size(); ++i) {
+        names_.push_back(labels[i].first);
+        order_.push_back(i);
+      }
+      std::sort(order_.begin(), order_.end(),
+                [&](std::size_t a, std::size_t b) { return names_[a] < names_[b]; });
+    }
+    out += family;
+    for (const std::size_t i : order_) {
+      out += '\x1f';
+      out += labels[i].first;
+      out += '=';
+      out += labels[i].second;
+    }
   }
-  for (std::size_t i = 0; i < labels.size(); ++i) begin[i] = &labels[i];
-  // Names are unique within a line, so they alone give the order; exporters mostly sort them.
-  auto by_name = [](const Label* a, const Label* b) { return a->first < b->first; };
-  if (!std::is_sorted(begin, begin + labels.size(), by_name)) {
-    std::sort(begin, begin + labels.size(), by_name);
+
+ private:
+  bool same_names(std::span<const Label> labels) const {
+    if (labels.size() != names_.size()) return false;
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      if (!same_text(labels[i].first, names_[i])) return false;
+    }
+    return true;
   }
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    out += '\x1f';
-    out += begin[i]->first;
-    out += '=';
-    out += begin[i]->second;
-  }
-}
+
+  std::vector<std::string_view> names_;  // views of the scrape text
+  std::vector<std::size_t> order_;
+};
 
 // The series of one parse by identity: open addressing over identities kept back to back in
 // one buffer.
@@ -303,6 +336,15 @@ class SeriesIndex {
       if (s.hash == h && this->id(slots_[i] - 1) == id) return {s.series, false};
     }
   }
+
+  // Empties the index, keeping its memory.
+  void clear() {
+    text_.clear();
+    spans_.clear();
+    std::fill(slots_.begin(), slots_.end(), 0);
+  }
+
+  std::size_t capacity() const { return slots_.size(); }
 
   // The identity of the n-th series inserted (n is also its index in the parse's series).
   std::string_view id(std::size_t n) const {
@@ -329,6 +371,30 @@ class SeriesIndex {
   std::string text_;
   std::vector<Span> spans_;
   std::vector<uint32_t> slots_;  // 1 + index into spans_, 0 = empty
+};
+
+// The buffers of one parse, kept by the thread between parses: a collector's decode thread
+// then reuses their memory from scrape to scrape instead of faulting in fresh pages. After a
+// scrape of more than kRetainedSeries series they are dropped, so that a rare huge one does
+// not pin its memory.
+struct Scratch {
+  static constexpr std::size_t kRetainedSeries = 1 << 16;
+
+  std::vector<Series> series;
+  SeriesIndex index;
+  std::vector<Label> label_store;  // the labels of every series, back to back
+  std::deque<std::string> unescaped;
+
+  void clear() {
+    if (series.capacity() > kRetainedSeries) {
+      *this = Scratch();
+      return;
+    }
+    series.clear();
+    index.clear();
+    label_store.clear();
+    unescaped.clear();
+  }
 };
 
 // A bucket count of histogram `family` (the message is built only on error).
@@ -390,10 +456,13 @@ Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Times
 Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time,
                                     std::size_t max_samples, std::vector<Sample>& out) {
   std::map<std::string, Kind, std::less<>> kinds;  // declared families
-  std::vector<Series> series;
-  SeriesIndex index;
-  std::vector<Label> label_store;  // the labels of every series, back to back
-  std::deque<std::string> unescaped;
+  thread_local Scratch scratch;
+  scratch.clear();
+  std::vector<Series>& series = scratch.series;
+  SeriesIndex& index = scratch.index;
+  SeriesIdBuilder ids;
+  std::vector<Label>& label_store = scratch.label_store;
+  std::deque<std::string>& unescaped = scratch.unescaped;
 
   // Which family a sample line belongs to, and which part of it the line is. Consecutive
   // lines mostly share a name, so the last answer is kept until a TYPE line changes the
@@ -406,7 +475,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
   };
   std::optional<Resolved> last;
   auto resolve = [&](std::string_view name) -> Resolved {
-    if (last && last->name == name) return *last;
+    if (last && same_text(last->name, name)) return *last;
     Resolved r{name, name.size(), Part::kNone, Kind::kUntyped};
     if (auto it = kinds.find(name); it != kinds.end()) {
       r.kind = it->second;
@@ -468,9 +537,9 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
     std::optional<std::string_view> quantile;
     labels.clear();
     for (const Label& label : line.labels) {
-      if (r.kind == Kind::kHistogram && label.first == "le") {
+      if (r.kind == Kind::kHistogram && same_text(label.first, "le")) {
         le = label.second;
-      } else if (r.kind == Kind::kSummary && label.first == "quantile" && r.part == Part::kNone) {
+      } else if (r.kind == Kind::kSummary && same_text(label.first, "quantile") && r.part == Part::kNone) {
         quantile = label.second;
       } else {
         labels.push_back(label);
@@ -491,7 +560,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
     } else {
       std::string& id = line_id_;
       id.clear();
-      append_series_id(id, family, labels);
+      ids.build(id, family, labels);
       bool inserted;
       std::tie(n, inserted) = index.find_or_insert(id, series.size());
       if (inserted) {
