@@ -196,7 +196,7 @@ class LineReader {
       std::string_view value;
       if (!read_value(name, value)) return false;
       for (const auto& existing : labels) {
-        if (existing.first == name) {
+        if (same_text(existing.first, name)) {
           return fail("label '" + std::string(name) + "' given twice");
         }
       }
