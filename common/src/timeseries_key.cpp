@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
+#include <random>
+#include <utility>
 #include <vector>
 
 namespace tally {
@@ -80,6 +83,72 @@ int64_t timeseries_key(std::string_view timeseries_name, uint32_t version,
 int64_t timeseries_key(const Sample& s) {
   return hash_canonical(s.target.name, s.metric.name, s.timeseries_version, s.target.fields,
                         s.metric.fields);
+}
+
+namespace {
+
+// Slots are picked by multiplying with a random odd number and taking the top bits: keys from a
+// producer crafted to share their low bits still spread, and no run of the same process is
+// predictable from outside.
+uint64_t slot_multiplier() {
+  static const uint64_t m = [] {
+    std::random_device rd;
+    return ((uint64_t{rd()} << 32) ^ rd()) | 1;
+  }();
+  return m;
+}
+
+std::size_t slot_of(uint64_t key, int shift) {
+  return static_cast<std::size_t>((key * slot_multiplier()) >> shift);
+}
+
+}  // namespace
+
+bool TimeseriesKeySet::contains(int64_t key) const {
+  if (key == 0) return has_zero_;
+  if (slots_.empty()) return false;
+  const auto k = static_cast<uint64_t>(key);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = slot_of(k, shift_);; i = (i + 1) & mask) {
+    if (slots_[i] == k) return true;
+    if (slots_[i] == 0) return false;
+  }
+}
+
+bool TimeseriesKeySet::insert(int64_t key) {
+  if (key == 0) return !std::exchange(has_zero_, true);
+  if ((size_ + 1) * 2 > slots_.size()) grow();
+  const auto k = static_cast<uint64_t>(key);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = slot_of(k, shift_);; i = (i + 1) & mask) {
+    if (slots_[i] == k) return false;
+    if (slots_[i] == 0) {
+      slots_[i] = k;
+      ++size_;
+      return true;
+    }
+  }
+}
+
+void TimeseriesKeySet::grow() {
+  std::vector<uint64_t> old = std::move(slots_);
+  const std::size_t n = std::max<std::size_t>(64, old.size() * 2);
+  slots_.assign(n, 0);
+  shift_ = 64 - std::countr_zero(n);
+  const std::size_t mask = n - 1;
+  for (uint64_t k : old) {
+    if (k == 0) continue;
+    std::size_t i = slot_of(k, shift_);
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = k;
+  }
+}
+
+void TimeseriesKeySet::clear() {
+  slots_.clear();
+  slots_.shrink_to_fit();
+  size_ = 0;
+  has_zero_ = false;
 }
 
 }  // namespace tally

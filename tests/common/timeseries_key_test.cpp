@@ -6,6 +6,7 @@
 
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace tally {
 namespace {
@@ -134,6 +135,28 @@ TEST_CASE("timeseries_key: the hash of the canonical text, also with more fields
           timeseries_key(s));
     if (n == 33) CHECK(text.starts_with("http_service:request_latency@1|f0=i64:0|f1=i64:1|f10="));
   }
+}
+
+TEST_CASE("TimeseriesKeySet: holds what was inserted and nothing else, through growth") {
+  TimeseriesKeySet set;
+  CHECK_FALSE(set.contains(0));
+  CHECK_FALSE(set.contains(42));
+  // Keys sharing their low bits, zero, the extremes and negatives: none may hide another.
+  std::vector<int64_t> keys = {0, 1, -1, std::numeric_limits<int64_t>::min(),
+                               std::numeric_limits<int64_t>::max()};
+  for (int64_t i = 1; i <= 5000; ++i) keys.push_back(i << 20);
+  for (int64_t i = 1; i <= 5000; ++i) keys.push_back(-i * 7919);
+  for (int64_t k : keys) CHECK(set.insert(k));
+  for (int64_t k : keys) CHECK_FALSE(set.insert(k));  // already there
+  CHECK(set.size() == keys.size());
+  for (int64_t k : keys) CHECK(set.contains(k));
+  for (int64_t i = 1; i <= 5000; ++i) CHECK_FALSE(set.contains((i << 20) + 1));
+  set.clear();
+  CHECK(set.size() == 0);
+  CHECK_FALSE(set.contains(0));
+  CHECK_FALSE(set.contains(1 << 20));
+  CHECK(set.insert(1 << 20));
+  CHECK(set.contains(1 << 20));
 }
 
 }  // namespace
