@@ -24,7 +24,8 @@ json::object counts_json(const ProducerCounts& c, const ProducerPipelineState& p
                       {"failures", std::move(failures)},
                       {"missed_polls", c.missed_polls},
                       {"samples_rejected", json::object{{"schema", p.rejected_schema},
-                                                        {"unstorable", p.rejected_unstorable}}},
+                                                        {"unstorable", p.rejected_unstorable},
+                                                        {"timestamp", p.rejected_timestamp}}},
                       {"samples_deferred", p.deferred}};
 }
 
@@ -158,6 +159,7 @@ ProducerCounts merged_counts(const ProducerView& view) {
   const ProducerPipelineState& p = view.pipeline;
   if (p.failures_schema > 0) c.failures["schema"] += p.failures_schema;
   if (p.failures_unstorable > 0) c.failures["unstorable"] += p.failures_unstorable;
+  if (p.failures_timestamp > 0) c.failures["timestamp"] += p.failures_timestamp;
   if (p.failures_schema_unavailable > 0) {
     c.failures["schema_unavailable"] += p.failures_schema_unavailable;
   }

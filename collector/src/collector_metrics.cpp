@@ -61,6 +61,7 @@ PipelineTotals PipelineCounters::totals() const {
   return PipelineTotals{
       .rejected_schema = get(rejected_schema),
       .rejected_unstorable = get(rejected_unstorable),
+      .rejected_timestamp = get(rejected_timestamp),
       .deferred_schema_unavailable = get(deferred_schema_unavailable),
       .dropped_schema_unavailable = get(dropped_schema_unavailable),
       .pending_schema = get(pending_schema),
@@ -69,6 +70,7 @@ PipelineTotals PipelineCounters::totals() const {
       .failures_schema = get(failures_schema),
       .failures_schema_unavailable = get(failures_schema_unavailable),
       .failures_unstorable = get(failures_unstorable),
+      .failures_timestamp = get(failures_timestamp),
   };
 }
 
@@ -83,12 +85,14 @@ ReasonCounts failures_by_reason(const CollectorSnapshot& s) {
   out["schema"] += s.pipeline.failures_schema;
   out["schema_unavailable"] += s.pipeline.failures_schema_unavailable;
   out["unstorable"] += s.pipeline.failures_unstorable;
+  out["timestamp"] += s.pipeline.failures_timestamp;
   return out;
 }
 
 ReasonCounts rejected_by_reason(const CollectorSnapshot& s) {
   return {{"schema", s.pipeline.rejected_schema},
           {"unstorable", s.pipeline.rejected_unstorable + s.sink.rejected_unstorable},
+          {"timestamp", s.pipeline.rejected_timestamp},
           {"database", s.sink.rejected_database}};
 }
 

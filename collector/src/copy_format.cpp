@@ -1,9 +1,13 @@
 #include "copy_format.h"
 
+#include <algorithm>
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "tally/common/pg.h"
 #include "tally/schema/measurement_tables.h"
@@ -14,13 +18,12 @@ namespace {
 
 constexpr std::string_view kNull = "\\N";
 
-void append_digits(std::string& out, unsigned value, int width) {
-  char buf[8];
+// Writes `value` as exactly `width` decimal digits at `at`.
+void put_digits(char* at, unsigned value, int width) {
   for (int i = width - 1; i >= 0; --i) {
-    buf[i] = static_cast<char>('0' + value % 10);
+    at[i] = static_cast<char>('0' + value % 10);
     value /= 10;
   }
-  out.append(buf, static_cast<std::size_t>(width));
 }
 
 template <class T>
@@ -50,18 +53,56 @@ void append_bytes(std::string& out, const Bytes& bytes) {
   }
 }
 
+// Equal bit for bit (for floats: -0 and 0 print differently, NaN never equals itself).
+template <class T>
+bool same_edge(const std::optional<T>& a, const std::optional<T>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return true;
+  if constexpr (std::is_same_v<T, float>) {
+    return std::bit_cast<uint32_t>(*a) == std::bit_cast<uint32_t>(*b);
+  } else if constexpr (std::is_same_v<T, double>) {
+    return std::bit_cast<uint64_t>(*a) == std::bit_cast<uint64_t>(*b);
+  } else {
+    return *a == *b;
+  }
+}
+
+// The bins column: "{NULL,0.001,…}". Histograms repeat their layout (every scrape of a series,
+// every series of a family), and formatting 20 floating-point edges costs more than the rest of
+// the row, so the last layout formatted on this thread is kept with its text.
+template <class T>
+void append_bin_edges(std::string& out, const std::vector<Bin<T>>& bins) {
+  struct Memo {
+    std::vector<std::optional<T>> edges;
+    std::string text;
+  };
+  thread_local Memo memo;
+  const bool hit = memo.edges.size() == bins.size() &&
+                   std::equal(bins.begin(), bins.end(), memo.edges.begin(),
+                              [](const Bin<T>& b, const std::optional<T>& e) {
+                                return same_edge(b.lower, e);
+                              });
+  if (!hit) {
+    memo.edges.clear();
+    memo.text = "{";
+    for (std::size_t i = 0; i < bins.size(); ++i) {
+      if (i > 0) memo.text += ',';
+      memo.edges.push_back(bins[i].lower);
+      if (bins[i].lower) {
+        append_number(memo.text, *bins[i].lower);
+      } else {
+        memo.text += "NULL";
+      }
+    }
+    memo.text += '}';
+  }
+  out += memo.text;
+}
+
 template <class T>
 void append_histogram(std::string& out, const Histogram<T>& h) {
-  out += '{';
-  for (std::size_t i = 0; i < h.bins.size(); ++i) {
-    if (i > 0) out += ',';
-    if (h.bins[i].lower) {
-      append_number(out, *h.bins[i].lower);
-    } else {
-      out += "NULL";
-    }
-  }
-  out += "}\t{";
+  append_bin_edges(out, h.bins);
+  out += "\t{";
   for (std::size_t i = 0; i < h.bins.size(); ++i) {
     if (i > 0) out += ',';
     append_integer(out, h.bins[i].count);
@@ -122,20 +163,16 @@ void append_copy_timestamp(std::string& out, Timestamp t) {
   const year_month_day ymd(day);
   const int64_t us_of_day = (t - day).count();
   const auto sec_of_day = static_cast<unsigned>(us_of_day / 1'000'000);
-  append_digits(out, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
-  out += '-';
-  append_digits(out, static_cast<unsigned>(ymd.month()), 2);
-  out += '-';
-  append_digits(out, static_cast<unsigned>(ymd.day()), 2);
-  out += ' ';
-  append_digits(out, sec_of_day / 3600, 2);
-  out += ':';
-  append_digits(out, sec_of_day / 60 % 60, 2);
-  out += ':';
-  append_digits(out, sec_of_day % 60, 2);
-  out += '.';
-  append_digits(out, static_cast<unsigned>(us_of_day % 1'000'000), 6);
-  out += "+00";
+  // Filled in place and appended once: two of these per row of most tables.
+  char buf[] = "0000-00-00 00:00:00.000000+00";
+  put_digits(buf, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+  put_digits(buf + 5, static_cast<unsigned>(ymd.month()), 2);
+  put_digits(buf + 8, static_cast<unsigned>(ymd.day()), 2);
+  put_digits(buf + 11, sec_of_day / 3600, 2);
+  put_digits(buf + 14, sec_of_day / 60 % 60, 2);
+  put_digits(buf + 17, sec_of_day % 60, 2);
+  put_digits(buf + 20, static_cast<unsigned>(us_of_day % 1'000'000), 6);
+  out.append(buf, sizeof buf - 1);
 }
 
 void append_copy_double(std::string& out, double v) {

@@ -33,7 +33,11 @@ struct PreparedBatch {
 Result<WriteStats> CopyWriter::write(pg::Connection& conn, std::span<const Sample> batch) {
   WriteStats stats;
   PreparedBatch prepared;
-  std::unordered_set<int64_t> new_in_batch;
+  TimeseriesKeySet new_in_batch;
+  // The day of the previous sample per table whose partition is known or already listed: a
+  // batch mostly repeats one day, so the set lookups are skipped for nearly every sample.
+  std::array<schema::Day, schema::kMeasurementTableCount> seen_day;
+  seen_day.fill(schema::Day::min());
   for (const Sample& s : batch) {
     if (Status st = check_storable(s); !st.ok()) {
       if (stats.samples_rejected++ == 0) {
@@ -45,12 +49,16 @@ Result<WriteStats> CopyWriter::write(pg::Connection& conn, std::span<const Sampl
     const MeasurementTable table = schema::measurement_table(datum_type(s.datum));
     append_measurement_row(prepared.rows[static_cast<int>(table)], key, s);
     ++stats.samples_written;
-    if (!known_series_.contains(key) && new_in_batch.insert(key).second) {
+    if (!known_series_.contains(key) && new_in_batch.insert(key)) {
       append_series_row(prepared.series_rows, key, s);
       prepared.new_series.push_back(key);
     }
-    const Partition partition{table, schema::day_of(s.timestamp)};
-    if (!known_partitions_.contains(partition)) prepared.partitions.insert(partition);
+    const schema::Day day = schema::day_of(s.timestamp);
+    if (day != seen_day[static_cast<int>(table)]) {
+      seen_day[static_cast<int>(table)] = day;
+      const Partition partition{table, day};
+      if (!known_partitions_.contains(partition)) prepared.partitions.insert(partition);
+    }
   }
   if (stats.samples_written == 0) return stats;
 
@@ -83,7 +91,7 @@ Result<WriteStats> CopyWriter::write(pg::Connection& conn, std::span<const Sampl
     known_partitions_.clear();
     return failed(conn, status);
   }
-  known_series_.insert(prepared.new_series.begin(), prepared.new_series.end());
+  for (int64_t key : prepared.new_series) known_series_.insert(key);
   return stats;
 }
 

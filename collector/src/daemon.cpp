@@ -187,8 +187,10 @@ Status Daemon::Impl::start() {
       options_.max_pending_schema_samples > 0
           ? options_.max_pending_schema_samples
           : std::max<std::size_t>(1000, config_.database.max_queue_samples / 4);
-  pipeline_ = std::make_unique<SamplePipeline>(*checker_, *sink_,
-                                               SamplePipelineOptions{.max_pending = max_pending});
+  pipeline_ = std::make_unique<SamplePipeline>(
+      *checker_, *sink_,
+      SamplePipelineOptions{.max_pending = max_pending,
+                            .max_age = std::chrono::days(config_.database.retention_days)});
 
   // One I/O thread moves the bytes of thousands of producers; a second helps on larger hosts.
   const int io_threads = std::thread::hardware_concurrency() > 4 ? 2 : 1;

@@ -16,6 +16,8 @@ SamplePipeline::SamplePipeline(SchemaChecker& checker, Sink& sink, SamplePipelin
     : checker_(checker), sink_(sink), options_(options) {}
 
 void SamplePipeline::push(const std::optional<Uuid>& producer, std::vector<Sample> samples) {
+  reject_outside_window(producer, samples);
+  if (samples.empty()) return;
   std::vector<Sample> unchecked = check(producer, std::move(samples), /*retry=*/false);
   if (!unchecked.empty()) set_aside(producer, std::move(unchecked));
 }
@@ -94,6 +96,64 @@ void SamplePipeline::account(const std::optional<Uuid>& producer, const SchemaCh
     log_debug(
         "samples_unstorable",
         {{"producer", who}, {"samples", str(rej.unstorable)}, {"first", rej.first_unstorable}});
+  }
+}
+
+void SamplePipeline::reject_outside_window(const std::optional<Uuid>& producer,
+                                           std::vector<Sample>& samples) {
+  const Timestamp now = options_.wall_clock();
+  const Timestamp latest = now + options_.max_future;
+  const Timestamp earliest =
+      options_.max_age.count() > 0 ? now - options_.max_age : Timestamp::min();
+  const auto outside = [&](const Sample& s) {
+    return s.timestamp > latest || s.timestamp < earliest;
+  };
+  auto first = std::find_if(samples.begin(), samples.end(), outside);
+  if (first == samples.end()) {
+    if (producer) {
+      std::lock_guard lock(producers_mu_);
+      auto it = producers_.find(*producer);
+      if (it != producers_.end()) it->second.rejecting_timestamps = false;
+    }
+    return;
+  }
+  // Described before remove_if moves it away.
+  const std::string series = first->timeseries_name();
+  const std::string stamp = format_rfc3339(first->timestamp);
+  const std::size_t before = samples.size();
+  samples.erase(std::remove_if(first, samples.end(), outside), samples.end());
+  const std::size_t n = before - samples.size();
+
+  counters_.rejected_timestamp += n;
+  if (producer) ++counters_.failures_timestamp;
+  const std::string window =
+      (options_.max_age.count() > 0 ? format_rfc3339(earliest) : std::string("-")) + " .. " +
+      format_rfc3339(latest);
+  bool log = true;
+  {
+    std::lock_guard lock(producers_mu_);
+    auto it = producer ? producers_.find(*producer) : producers_.end();
+    if (it != producers_.end()) {
+      ProducerPipelineState& p = it->second;
+      p.rejected_timestamp += n;
+      ++p.failures_timestamp;
+      p.last_failure = CollectionFailure{
+          now, "timestamp",
+          str(n) + " samples outside the accepted time window " + window + ", first '" + series +
+              "' at " + stamp};
+      log = !p.rejecting_timestamps;
+      p.rejecting_timestamps = true;
+    }
+  }
+  // Once per episode for a known producer: a producer with a broken clock would otherwise log
+  // at every poll; the counts carry the repetitions.
+  if (log) {
+    log_warn("samples_timestamp_rejected",
+             {{"producer", producer ? producer->to_string() : "tally_collector"},
+              {"timeseries", series},
+              {"timestamp", stamp},
+              {"samples", str(n)},
+              {"window", window}});
   }
 }
 

@@ -1,4 +1,5 @@
 #include <chrono>
+#include <cstring>
 #include <limits>
 
 #include "tally/collector/copy_writer.h"
@@ -13,8 +14,18 @@ constexpr Timestamp kEndTimestamp{std::chrono::sys_days{std::chrono::year{10000}
 
 constexpr uint64_t kMaxBigint = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
+// True when none of the 8 bytes at `p` is NUL or above 0x7f (plain ASCII text).
+bool ascii_without_nul8(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  constexpr uint64_t kHigh = 0x8080808080808080;
+  constexpr uint64_t kOnes = 0x0101010101010101;
+  return ((w | ((w - kOnes) & ~w)) & kHigh) == 0;
+}
+
 bool valid_utf8_without_nul(std::string_view s) {
   std::size_t i = 0;
+  while (i + 8 <= s.size() && ascii_without_nul8(s.data() + i)) i += 8;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c != 0 && c < 0x80) {

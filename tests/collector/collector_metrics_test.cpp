@@ -44,6 +44,7 @@ TEST_CASE("/metrics has every reason, zeros included, and cumulative histogram b
   CHECK(has_line(text, "tally_collector_failures_total{reason=\"unreachable\"} 0"));
   CHECK(has_line(text, "tally_collector_failures_total{reason=\"schema\"} 1"));
   CHECK(has_line(text, "tally_collector_samples_rejected_total{reason=\"schema\"} 6"));
+  CHECK(has_line(text, "tally_collector_samples_rejected_total{reason=\"timestamp\"} 0"));
   CHECK(has_line(text, "tally_collector_samples_dropped_total{reason=\"spool_full\"} 4"));
   CHECK(has_line(text, "tally_collector_samples_dropped_total{reason=\"schema_unavailable\"} 0"));
   CHECK(has_line(text, "tally_collector_queue_depth 7"));

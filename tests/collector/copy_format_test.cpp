@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <limits>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace tally::collector {
 namespace {
@@ -95,6 +98,33 @@ TEST_CASE("cumulative and histogram rows carry start_time and arrays use NULL fo
   CHECK(row_text(Missing{DatumType::kHistogramF64, start}) ==
         "-5\t2026-11-22 10:00:00.000000+00\t2026-11-22 09:00:00.000000+00\t"
         "\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n");
+}
+
+// The part of a histogram_f64 row holding the bin edges.
+std::string edges_text(std::vector<std::optional<double>> edges) {
+  Histogram<double> h;
+  for (const auto& e : edges) h.bins.push_back({e, 1});
+  const std::string row = row_text(h);
+  const std::size_t at = row.find('{');
+  return row.substr(at, row.find('}') - at + 1);
+}
+
+TEST_CASE("histogram bin edges are formatted right when layouts repeat and alternate") {
+  // The formatter keeps the last layout's text: every change must show, bit for bit.
+  CHECK(edges_text({std::nullopt, 0.001, 0.01}) == "{NULL,0.001,0.01}");
+  CHECK(edges_text({std::nullopt, 0.001, 0.01}) == "{NULL,0.001,0.01}");
+  CHECK(edges_text({std::nullopt, 0.001, 0.02}) == "{NULL,0.001,0.02}");
+  CHECK(edges_text({std::nullopt, 0.001}) == "{NULL,0.001}");
+  CHECK(edges_text({0.0, 0.001}) == "{0,0.001}");
+  CHECK(edges_text({-0.0, 0.001}) == "{-0,0.001}");  // equal as doubles, not as text
+  CHECK(edges_text({0.0, 0.001}) == "{0,0.001}");
+  CHECK(edges_text({std::numeric_limits<double>::quiet_NaN()}) == "{NaN}");
+  CHECK(edges_text({std::numeric_limits<double>::quiet_NaN()}) == "{NaN}");
+  CHECK(edges_text({}) == "{}");
+  Histogram<float> f;  // another type keeps its own layout
+  f.bins = {{0.5f, 1}};
+  CHECK(row_text(f).find("\t{0.5}\t{1}\t") != std::string::npos);
+  CHECK(edges_text({std::nullopt, 0.001, 0.01}) == "{NULL,0.001,0.01}");
 }
 
 TEST_CASE("series staging rows hold the fields as escaped JSON") {

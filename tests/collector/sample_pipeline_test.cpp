@@ -13,6 +13,7 @@ namespace {
 
 using schema::TimeseriesSchema;
 using test::FakeClock;
+using test::kT0;
 using FakeSource = test::FakeSchemaSource;
 using test::numbered;
 using test::numbered_sample;
@@ -46,17 +47,20 @@ struct Fixture {
   std::unique_ptr<Sink> sink;
   std::unique_ptr<SamplePipeline> pipeline;
 
-  explicit Fixture(std::size_t max_pending = 1000) {
+  // The wall clock of the time window; the numbered samples are stamped kT0 + i µs.
+  std::shared_ptr<Timestamp> wall = std::make_shared<Timestamp>(test::kT0);
+
+  explicit Fixture(SamplePipelineOptions options = {.max_pending = 1000}) {
     auto s = std::make_unique<FakeSource>();
     source = s.get();
     // retry_after 0: each check after a failure asks the source again.
     checker = std::make_unique<SchemaChecker>(
         std::move(s), SchemaCheckerOptions{.retry_after = std::chrono::milliseconds(0)}, clock);
-    SinkOptions options;
-    options.spool = {dir.sub("spool"), 1 << 20};
-    sink = Sink::open(options, std::make_unique<RecordingWriter>(written), clock).value();
-    pipeline = std::make_unique<SamplePipeline>(*checker, *sink,
-                                                SamplePipelineOptions{.max_pending = max_pending});
+    SinkOptions sink_options;
+    sink_options.spool = {dir.sub("spool"), 1 << 20};
+    sink = Sink::open(sink_options, std::make_unique<RecordingWriter>(written), clock).value();
+    options.wall_clock = [w = wall] { return *w; };
+    pipeline = std::make_unique<SamplePipeline>(*checker, *sink, std::move(options));
     pipeline->set_producers({{kA, "static"}, {kB, "registry"}});
   }
 
@@ -134,7 +138,7 @@ TEST_CASE("samples set aside while the schema store is down are stored in order 
 }
 
 TEST_CASE("beyond max_pending, samples of unchecked schemas are dropped and counted") {
-  Fixture f(/*max_pending=*/4);
+  Fixture f({.max_pending = 4});
   f.source->down = true;
   f.pipeline->push(kA, numbered(0, 3));
   f.pipeline->push(kA, numbered(3, 3));  // would make 6
@@ -157,6 +161,63 @@ TEST_CASE("the collector's own samples and unknown producers count in totals onl
   CHECK(t.rejected_schema == 4);
   CHECK(t.failures_schema == 1);  // only the producer's push is a collection
   CHECK(f.pipeline->producer(kB)->rejected_schema == 0);
+}
+
+Sample stamped(int64_t i, Timestamp t) {
+  Sample s = numbered_sample(i);
+  s.timestamp = t;
+  return s;
+}
+
+TEST_CASE("samples stamped more than max_future ahead of the wall clock are rejected as timestamp") {
+  Fixture f;  // max_future 1h, no max_age
+  std::vector<Sample> samples = numbered(0, 2);
+  samples.push_back(stamped(2, kT0 + std::chrono::hours(1)));  // the edge is accepted
+  samples.push_back(stamped(3, kT0 + std::chrono::hours(1) + std::chrono::microseconds(1)));
+  samples.push_back(stamped(4, parse_rfc3339("9999-12-31T00:00:00Z").value()));
+  samples.push_back(stamped(5, kT0 - std::chrono::days(10'000)));  // no lower bound here
+  f.pipeline->push(kA, std::move(samples));
+
+  const auto a = f.pipeline->producer(kA);
+  REQUIRE(a.has_value());
+  CHECK(a->rejected_timestamp == 2);
+  CHECK(a->failures_timestamp == 1);
+  CHECK(a->rejected_schema == 0);
+  REQUIRE(a->last_failure.has_value());
+  CHECK(a->last_failure->reason == "timestamp");
+  CHECK(a->last_failure->message.find("'sink_test:requests'") != std::string::npos);
+  CHECK(a->last_failure->message.find("2026-11-22T11:00:00.000001Z") != std::string::npos);
+  const PipelineTotals t = f.pipeline->totals();
+  CHECK(t.rejected_timestamp == 2);
+  CHECK(t.failures_timestamp == 1);
+  CHECK(f.flushed() == std::vector<int64_t>{0, 1, 2, 5});  // the rest, in order
+}
+
+TEST_CASE("samples older than max_age are rejected and the window follows the wall clock") {
+  Fixture f({.max_age = std::chrono::days(30)});
+  f.pipeline->push(kA, {stamped(0, kT0 - std::chrono::days(30)),  // the edge is accepted
+                        stamped(1, kT0 - std::chrono::days(30) - std::chrono::microseconds(1)),
+                        stamped(2, parse_rfc3339("0001-01-01T00:00:00Z").value())});
+  CHECK(f.pipeline->producer(kA)->rejected_timestamp == 2);
+
+  // A day later the first sample is too old too, and one two hours ahead of kT0 is accepted.
+  *f.wall = kT0 + std::chrono::days(1);
+  f.pipeline->push(kA, {stamped(3, kT0 - std::chrono::days(30)),
+                        stamped(4, kT0 + std::chrono::hours(2))});
+  const auto a = f.pipeline->producer(kA);
+  CHECK(a->rejected_timestamp == 3);
+  CHECK(a->failures_timestamp == 2);
+  CHECK(f.pipeline->totals().rejected_timestamp == 3);
+  CHECK(f.flushed() == std::vector<int64_t>{0, 4});
+}
+
+TEST_CASE("samples outside the time window never reach the schema check") {
+  Fixture f;
+  f.pipeline->push(kA, {stamped(0, kT0 + std::chrono::days(1))});
+  CHECK(f.source->calls == 0);  // no schema created for a series that was never stored
+  CHECK(f.pipeline->totals().schemas_created == 0);
+  CHECK(f.pipeline->producer(kA)->failures_schema == 0);
+  CHECK(f.flushed().empty());
 }
 
 }  // namespace

@@ -21,8 +21,18 @@ TEST_CASE("check_storable rejects what Postgres cannot hold with code unstorable
     bool storable;
   };
   const Timestamp ok_time = at("2026-11-22T10:00:00Z");
+  // Longer text: the ASCII fast path reads 8 bytes at a time before the byte-wise check.
+  const std::string ascii16 = "0123456789abcdef";
   const Case cases[] = {
       {"plain", 1.0, "x", ok_time, true},
+      {"long ASCII", std::string(ascii16 + ascii16 + "x"), ascii16 + "y", ok_time, true},
+      {"long, then unicode", std::string(ascii16 + "é漢😀"), ascii16 + "é", ok_time, true},
+      {"NUL in the 8th byte", std::string("abcdefg\0ijklmnop", 16), "x", ok_time, false},
+      {"NUL in the 17th byte", 1.0, ascii16 + std::string(1, '\0'), ok_time, false},
+      {"invalid UTF-8 in the 12th byte", std::string("abcdefghijk\xffmnop"), "x", ok_time,
+       false},
+      {"truncated UTF-8 at the end of 16", std::string("abcdefghijklmn\xe6\xbc"), "x", ok_time,
+       false},
       {"unicode", std::string("é漢😀"), "é", ok_time, true},
       {"NUL in datum", std::string("a\0b", 3), "x", ok_time, false},
       {"NUL in field", 1.0, std::string("a\0b", 3), ok_time, false},

@@ -2,7 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <xxhash.h>
+
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace tally {
 namespace {
@@ -113,6 +117,46 @@ TEST_CASE("timeseries_key: every part of the identity changes it") {
   s = http_sample();
   s.target.fields[0].name = "nam";
   CHECK(timeseries_key(s) != base);
+}
+
+TEST_CASE("timeseries_key: the hash of the canonical text, also with more fields than fit inline") {
+  for (int n : {0, 1, 31, 32, 33, 70}) {
+    Sample s = http_sample();
+    s.target.fields.clear();
+    s.metric.fields.clear();
+    for (int i = n - 1; i >= 0; --i) {  // reverse order: the sort has work to do
+      (i % 2 ? s.target.fields : s.metric.fields).push_back({"f" + std::to_string(i), int64_t{i}});
+    }
+    const std::string text = canonical_series_text(s.timeseries_name(), s.timeseries_version,
+                                                    s.target.fields, s.metric.fields);
+    CAPTURE(n);
+    CHECK(timeseries_key(s) == static_cast<int64_t>(XXH64(text.data(), text.size(), 0)));
+    CHECK(timeseries_key(s.timeseries_name(), 1, s.target.fields, s.metric.fields) ==
+          timeseries_key(s));
+    if (n == 33) CHECK(text.starts_with("http_service:request_latency@1|f0=i64:0|f1=i64:1|f10="));
+  }
+}
+
+TEST_CASE("TimeseriesKeySet: holds what was inserted and nothing else, through growth") {
+  TimeseriesKeySet set;
+  CHECK_FALSE(set.contains(0));
+  CHECK_FALSE(set.contains(42));
+  // Keys sharing their low bits, zero, the extremes and negatives: none may hide another.
+  std::vector<int64_t> keys = {0, 1, -1, std::numeric_limits<int64_t>::min(),
+                               std::numeric_limits<int64_t>::max()};
+  for (int64_t i = 1; i <= 5000; ++i) keys.push_back(i << 20);
+  for (int64_t i = 1; i <= 5000; ++i) keys.push_back(-i * 7919);
+  for (int64_t k : keys) CHECK(set.insert(k));
+  for (int64_t k : keys) CHECK_FALSE(set.insert(k));  // already there
+  CHECK(set.size() == keys.size());
+  for (int64_t k : keys) CHECK(set.contains(k));
+  for (int64_t i = 1; i <= 5000; ++i) CHECK_FALSE(set.contains((i << 20) + 1));
+  set.clear();
+  CHECK(set.size() == 0);
+  CHECK_FALSE(set.contains(0));
+  CHECK_FALSE(set.contains(1 << 20));
+  CHECK(set.insert(1 << 20));
+  CHECK(set.contains(1 << 20));
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ namespace tally::collector {
 struct PipelineTotals {
   uint64_t rejected_schema = 0;      // samples that differ from the stored schema
   uint64_t rejected_unstorable = 0;  // samples check_storable refused (in the schema check)
+  uint64_t rejected_timestamp = 0;   // samples outside the accepted time window
   // Samples the schema store could not check (database down), set aside and checked again.
   uint64_t deferred_schema_unavailable = 0;
   uint64_t dropped_schema_unavailable = 0;  // set-aside samples given up on (buffer full, stop)
@@ -35,6 +36,7 @@ struct PipelineTotals {
   uint64_t failures_schema = 0;              // collections that had samples rejected for schema
   uint64_t failures_schema_unavailable = 0;  // collections that had samples set aside
   uint64_t failures_unstorable = 0;          // collections that had unstorable samples
+  uint64_t failures_timestamp = 0;  // collections that had samples outside the time window
 };
 
 // The live counters behind PipelineTotals. Thread-safe; relaxed atomics (counts, not fences).
@@ -42,6 +44,7 @@ class PipelineCounters {
  public:
   std::atomic<uint64_t> rejected_schema{0};
   std::atomic<uint64_t> rejected_unstorable{0};
+  std::atomic<uint64_t> rejected_timestamp{0};
   std::atomic<uint64_t> deferred_schema_unavailable{0};
   std::atomic<uint64_t> dropped_schema_unavailable{0};
   std::atomic<uint64_t> pending_schema{0};
@@ -50,6 +53,7 @@ class PipelineCounters {
   std::atomic<uint64_t> failures_schema{0};
   std::atomic<uint64_t> failures_schema_unavailable{0};
   std::atomic<uint64_t> failures_unstorable{0};
+  std::atomic<uint64_t> failures_timestamp{0};
 
   PipelineTotals totals() const;
 };
@@ -79,10 +83,10 @@ struct CollectorSnapshot {
 using ReasonCounts = std::map<std::string, uint64_t, std::less<>>;
 
 // Failed collections by reason: the scheduler's plus the daemon's (schema, schema_unavailable,
-// unstorable).
+// unstorable, timestamp).
 // Every reason of DESIGN.md §5 is present, with 0 until it happens.
 ReasonCounts failures_by_reason(const CollectorSnapshot& s);
-// Samples refused by reason (schema, unstorable, database), every reason present.
+// Samples refused by reason (schema, unstorable, timestamp, database), every reason present.
 ReasonCounts rejected_by_reason(const CollectorSnapshot& s);
 // Samples lost by reason (queue_full, spool_full, spool_error, stopped, schema_unavailable).
 ReasonCounts dropped_by_reason(const CollectorSnapshot& s);

@@ -8,12 +8,12 @@
 #include <set>
 #include <span>
 #include <string>
-#include <unordered_set>
 #include <utility>
 
 #include "tally/common/pg.h"
 #include "tally/common/result.h"
 #include "tally/common/sample.h"
+#include "tally/common/timeseries_key.h"
 #include "tally/schema/measurement_tables.h"
 
 namespace tally::collector {
@@ -63,8 +63,8 @@ class CopyWriter {
   Result<std::size_t> insert_series(pg::Connection& conn, const std::string& series_rows);
 
   // Series committed to tally.timeseries by this writer or found there: grows with the number
-  // of distinct series (8 bytes and a hash node each).
-  std::unordered_set<int64_t> known_series_;
+  // of distinct series (8 to 16 bytes each).
+  TimeseriesKeySet known_series_;
   std::set<Partition> known_partitions_;
 };
 

@@ -1,8 +1,9 @@
-// What happens to decoded samples in the daemon (DESIGN.md §5 "Schema", "Sink"): the schema
-// check, then the sink; samples the schema store could not check (database down) are set aside
-// and checked again later; and everything is counted, in total and per producer, for the API.
+// What happens to decoded samples in the daemon (DESIGN.md §5 "Schema", "Sink"): the time
+// window, the schema check, then the sink; samples the schema store could not check (database
+// down) are set aside and checked again later; and everything is counted, in total and per
+// producer, for the API.
 //
-//   SamplePipeline pipeline(checker, *sink, {.max_pending = 250'000});
+//   SamplePipeline pipeline(checker, *sink, {.max_pending = 250'000, .max_age = days(30)});
 //   pipeline.set_producers({{id, "static"}});
 //   pipeline.push(id, std::move(samples));   // a scheduler decode thread
 //   pipeline.retry_pending();                // the daemon's housekeeping thread, every second
@@ -11,8 +12,10 @@
 // of a new series): never call them on an I/O thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -45,11 +48,16 @@ struct ProducerPipelineState {
   std::string source = "static";     // "static" (the YAML) or "registry"
   uint64_t rejected_schema = 0;      // samples
   uint64_t rejected_unstorable = 0;  // samples
+  uint64_t rejected_timestamp = 0;   // samples outside the accepted time window
   uint64_t deferred = 0;             // samples set aside while the schema store was unreachable
   uint64_t failures_schema = 0;      // collections with samples rejected for their schema
   uint64_t failures_unstorable = 0;  // collections with unstorable samples
+  uint64_t failures_timestamp = 0;   // collections with samples outside the time window
   uint64_t failures_schema_unavailable = 0;       // collections with samples set aside
-  std::optional<CollectionFailure> last_failure;  // the latest of the three
+  std::optional<CollectionFailure> last_failure;  // the latest of the four
+  // The previous collection had samples outside the time window: the next one that does too
+  // is counted but not logged again (one log line per episode).
+  bool rejecting_timestamps = false;
   std::deque<SchemaConflict> conflicts;           // newest last, at most kMaxConflicts
   static constexpr std::size_t kMaxConflicts = 8;
 };
@@ -58,6 +66,13 @@ struct SamplePipelineOptions {
   // The most samples set aside at once; more are dropped and counted
   // (dropped_schema_unavailable).
   std::size_t max_pending = 250'000;
+  // The accepted time window (docs/decisions.md "Accepted time window"): a sample stamped more
+  // than `max_future` ahead of `wall_clock`, or more than `max_age` behind it, is rejected with
+  // reason "timestamp" before the schema check. max_age 0 means no lower bound; the daemon
+  // passes database.retention_days.
+  std::chrono::microseconds max_future = std::chrono::hours(1);
+  std::chrono::microseconds max_age{0};
+  std::function<Timestamp()> wall_clock = &tally::now;  // read once per push()
 };
 
 class SamplePipeline {
@@ -67,8 +82,9 @@ class SamplePipeline {
   SamplePipeline(const SamplePipeline&) = delete;
   SamplePipeline& operator=(const SamplePipeline&) = delete;
 
-  // Checks `samples` and pushes the accepted ones to the sink. `producer` is empty for the
-  // collector's own samples (counted in totals, not per producer, and not as collections).
+  // Drops the samples outside the time window, checks the rest and pushes the accepted ones to
+  // the sink. `producer` is empty for the collector's own samples (counted in totals, not per
+  // producer, and not as collections).
   void push(const std::optional<Uuid>& producer, std::vector<Sample> samples);
 
   // Checks the samples set aside again, oldest first; those still uncheckable stay, in order.
@@ -93,6 +109,8 @@ class SamplePipeline {
   std::vector<Sample> check(const std::optional<Uuid>& producer, std::vector<Sample> samples,
                             bool retry);
   void account(const std::optional<Uuid>& producer, const SchemaCheckResult& r, bool retry);
+  // Removes (in place, keeping the order) and counts the samples outside the time window.
+  void reject_outside_window(const std::optional<Uuid>& producer, std::vector<Sample>& samples);
   void set_aside(const std::optional<Uuid>& producer, std::vector<Sample> samples);
 
   SchemaChecker& checker_;
