@@ -394,9 +394,4 @@ void SampleJsonTemplate::append(std::string& out, std::string_view quoted_timest
   out += "}}";
 }
 
-std::size_t SampleJsonTemplate::constant_size() const {
-  return head_.size() + target_->json_.size() + metric_.size() + datum_open_.size() +
-         (bins_ ? bins_->text.size() + bins_->ends.size() : 0) + 2;
-}
-
 }  // namespace tally

@@ -82,9 +82,6 @@ class SampleJsonTemplate {
   // rendered in full, so the output is right whatever the datum.
   void append(std::string& out, std::string_view quoted_timestamp, const Datum& datum) const;
 
-  // The bytes append() writes besides the timestamp and the values, for reserving buffers.
-  std::size_t constant_size() const;
-
   struct BinRanges;  // the rendered bins of a histogram shape (collect_json_encode.cpp)
 
  private:
