@@ -1,7 +1,15 @@
 // Encoder of the collect response (DESIGN.md §3.1): oximeter's JSON shape, written straight
 // into one std::string with no intermediate document.
+//
+// A sample is written in pieces that SampleJsonTemplate can render once and reuse: the series
+// head (names, target, metric), the timestamp, the datum's opening (type, start time, and a
+// histogram's opening up to its first bin), each bin's range, and the values. The generic path
+// (append_sample_json) and the template path call the same functions for every piece, so the
+// two cannot drift apart.
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "tally/common/collect_json.h"
@@ -47,11 +55,33 @@ void append_number(std::string& out, T value) {
   }
 }
 
-
+// append_rfc3339 goes through snprintf; a response's timestamps are mostly one or a few
+// seconds, so the text up to the fraction is kept per thread and only the microseconds are
+// written per timestamp.
 void append_timestamp(std::string& out, Timestamp t) {
-  out.push_back('"');
-  append_rfc3339(out, t);
-  out.push_back('"');
+  struct SecondText {
+    int64_t second = INT64_MIN;
+    std::string prefix;  // "\"2026-11-22T10:00:00."
+  };
+  thread_local SecondText cache;
+  const int64_t us = t.time_since_epoch().count();
+  int64_t second = us / 1'000'000;
+  int64_t micros = us % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    second -= 1;
+  }
+  if (second != cache.second) {
+    std::string text(1, '"');
+    append_rfc3339(text, Timestamp(std::chrono::seconds(second)));
+    text.resize(text.size() - 7);  // "000000Z": the fraction is written below
+    cache.prefix = std::move(text);
+    cache.second = second;
+  }
+  char tail[8] = {'0', '0', '0', '0', '0', '0', 'Z', '"'};
+  for (int i = 5; i >= 0; --i, micros /= 10) tail[i] = static_cast<char>('0' + micros % 10);
+  out += cache.prefix;
+  out.append(tail, sizeof tail);
 }
 
 void append_field_json_value(std::string& out, const FieldValue& value) {
@@ -86,83 +116,126 @@ void append_fields(std::string& out, const Fields& fields) {
   out.push_back('}');
 }
 
-template <class Owner>
-void append_owner(std::string& out, const Owner& owner) {
+void append_owner(std::string& out, std::string_view name, const Fields& fields) {
   out += "{\"name\":";
-  append_json_string(out, owner.name);
+  append_json_string(out, name);
   out += ",\"fields\":";
-  append_fields(out, owner.fields);
+  append_fields(out, fields);
   out.push_back('}');
 }
 
-// The model keeps lower edges; oximeter's ranges are rebuilt from each bin and the next.
-template <class T>
-void append_bins(std::string& out, const std::vector<Bin<T>>& bins) {
-  out.push_back('[');
-  for (std::size_t i = 0; i < bins.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    const std::optional<T>& lower = bins[i].lower;
-    const bool bounded_above = i + 1 < bins.size() && bins[i + 1].lower.has_value();
-    out += "{\"range\":{\"type\":\"";
-    if (!lower && bounded_above) {
-      out += "range_to\",\"end\":";
-      append_number(out, *bins[i + 1].lower);
-    } else if (lower && bounded_above) {
-      out += "range\",\"start\":";
-      append_number(out, *lower);
-      out += ",\"end\":";
-      append_number(out, *bins[i + 1].lower);
-    } else {
-      // The last bin, or an invalid histogram (validate_datum rejects it) written as-is.
-      out += "range_from\",\"start\":";
-      if (lower) {
-        append_number(out, *lower);
-      } else {
-        out += "null";
-      }
-    }
-    out += "},\"count\":";
-    append_integer(out, bins[i].count);
-    out.push_back('}');
-  }
-  out.push_back(']');
+// ---- the pieces of a sample
+
+// {"timeseries_name":"t:m","timeseries_version":1,"target":
+void append_series_head(std::string& out, std::string_view target_name,
+                        std::string_view metric_name, uint32_t version) {
+  // Names are plain ASCII once validated, but escaping keeps unvalidated input well-formed.
+  out += "{\"timeseries_name\":\"";
+  append_json_escaped(out, target_name);
+  out.push_back(':');
+  append_json_escaped(out, metric_name);
+  out += "\",\"timeseries_version\":";
+  append_integer(out, version);
+  out += ",\"target\":";
 }
 
-template <class T>
-void append_histogram(std::string& out, const Histogram<T>& h) {
-  out += "{\"start_time\":";
-  append_timestamp(out, h.start_time);
-  out += ",\"bins\":";
-  append_bins(out, h.bins);
-  out += ",\"n_samples\":";
-  append_integer(out, h.n_samples);
-  out += ",\"min\":";
-  append_number(out, h.min);
-  out += ",\"max\":";
-  append_number(out, h.max);
-  out += ",\"sum_of_samples\":";
-  append_number(out, h.sum_of_samples);
-  out += ",\"squared_mean\":";
-  append_number(out, h.squared_mean);
-  out.push_back('}');
+// ,"metric":{…},"measurement":{"timestamp":
+void append_series_metric(std::string& out, const Metric& metric) {
+  out += ",\"metric\":";
+  append_owner(out, metric.name, metric.fields);
+  out += ",\"measurement\":{\"timestamp\":";
 }
 
-void append_missing(std::string& out, const Missing& m) {
-  out += "{\"datum_type\":\"";
-  out += to_string(m.datum_type);
-  out += "\",\"start_time\":";
-  if (m.start_time) {
-    append_timestamp(out, *m.start_time);
+// Bin i's text up to its count: {"range":{…},"count": with the comma before it. The model keeps
+// lower edges; oximeter's ranges are rebuilt from each bin and the next.
+template <class T>
+void append_bin_open(std::string& out, const std::vector<Bin<T>>& bins, std::size_t i) {
+  if (i > 0) out.push_back(',');
+  const std::optional<T>& lower = bins[i].lower;
+  const bool bounded_above = i + 1 < bins.size() && bins[i + 1].lower.has_value();
+  out += "{\"range\":{\"type\":\"";
+  if (!lower && bounded_above) {
+    out += "range_to\",\"end\":";
+    append_number(out, *bins[i + 1].lower);
+  } else if (lower && bounded_above) {
+    out += "range\",\"start\":";
+    append_number(out, *lower);
+    out += ",\"end\":";
+    append_number(out, *bins[i + 1].lower);
   } else {
-    out += "null";
+    // The last bin, or an invalid histogram (validate_datum rejects it) written as-is.
+    out += "range_from\",\"start\":";
+    if (lower) {
+      append_number(out, *lower);
+    } else {
+      out += "null";
+    }
   }
-  out.push_back('}');
+  out += "},\"count\":";
 }
 
-// The "datum" member of a datum object: a scalar, an array of bytes or an object.
-void append_datum_body(std::string& out, const Datum& d) {
+// ,"datum":{"type":"…","datum": and, for a cumulative or histogram datum, its object up to the
+// first value: {"start_time":"…","value": or {"start_time":"…","bins":[
+void append_datum_open(std::string& out, const Datum& d) {
+  out += ",\"datum\":{\"type\":\"";
+  out += is_missing(d) ? std::string_view("missing") : to_string(datum_type(d));
+  out += "\",\"datum\":";
   std::visit(
       [&out](const auto& x) {
+        if constexpr (requires { x.bins; }) {
+          out += "{\"start_time\":";
+          append_timestamp(out, x.start_time);
+          out += ",\"bins\":[";
+        } else if constexpr (requires { x.value; }) {
+          out += "{\"start_time\":";
+          append_timestamp(out, x.start_time);
+          out += ",\"value\":";
+        }
+      },
+      d);
+}
+
+}  // namespace
+
+// The bins of a histogram shape, rendered up to each count: bin i's text is
+// text[ends[i-1], ends[i]). `shape` keeps the edges the text was rendered from.
+struct SampleJsonTemplate::BinRanges {
+  Datum shape;
+  std::string text;
+  std::vector<uint32_t> ends;
+
+  // True when `d` (of the shape's alternative) has the shape's edges, bit for bit: -0.0 and 0.0
+  // are written differently.
+  bool same_edges(const Datum& d) const {
+    return std::visit(
+        [&d](const auto& s) {
+          using H = std::decay_t<decltype(s)>;
+          if constexpr (requires { s.bins; }) {
+            const auto& bins = std::get<H>(d).bins;
+            if (bins.size() != s.bins.size()) return false;
+            for (std::size_t i = 0; i < bins.size(); ++i) {
+              const auto& a = bins[i].lower;
+              const auto& b = s.bins[i].lower;
+              if (a.has_value() != b.has_value()) return false;
+              if (a && std::memcmp(&*a, &*b, sizeof *a) != 0) return false;
+            }
+            return true;
+          } else {
+            return false;
+          }
+        },
+        shape);
+  }
+};
+
+namespace {
+
+// The rest of the datum after append_datum_open: the values and the closing brackets. With
+// `ranges` (the same edges as d), bin ranges are copied from it instead of formatted.
+void append_datum_rest(std::string& out, const Datum& d,
+                       const SampleJsonTemplate::BinRanges* ranges) {
+  std::visit(
+      [&out, ranges](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::string>) {
           append_json_string(out, x);
@@ -174,13 +247,38 @@ void append_datum_body(std::string& out, const Datum& d) {
           }
           out.push_back(']');
         } else if constexpr (std::is_same_v<T, Missing>) {
-          append_missing(out, x);
+          out += "{\"datum_type\":\"";
+          out += to_string(x.datum_type);
+          out += "\",\"start_time\":";
+          if (x.start_time) {
+            append_timestamp(out, *x.start_time);
+          } else {
+            out += "null";
+          }
+          out.push_back('}');
         } else if constexpr (requires { x.bins; }) {
-          append_histogram(out, x);
+          for (std::size_t i = 0; i < x.bins.size(); ++i) {
+            if (ranges != nullptr) {
+              const uint32_t begin = i == 0 ? 0 : ranges->ends[i - 1];
+              out.append(ranges->text, begin, ranges->ends[i] - begin);
+            } else {
+              append_bin_open(out, x.bins, i);
+            }
+            append_integer(out, x.bins[i].count);
+            out.push_back('}');
+          }
+          out += "],\"n_samples\":";
+          append_integer(out, x.n_samples);
+          out += ",\"min\":";
+          append_number(out, x.min);
+          out += ",\"max\":";
+          append_number(out, x.max);
+          out += ",\"sum_of_samples\":";
+          append_number(out, x.sum_of_samples);
+          out += ",\"squared_mean\":";
+          append_number(out, x.squared_mean);
+          out.push_back('}');
         } else if constexpr (requires { x.value; }) {
-          out += "{\"start_time\":";
-          append_timestamp(out, x.start_time);
-          out += ",\"value\":";
           append_number(out, x.value);
           out.push_back('}');
         } else {
@@ -188,17 +286,40 @@ void append_datum_body(std::string& out, const Datum& d) {
         }
       },
       d);
-}
-
-void append_datum(std::string& out, const Datum& d) {
-  out += "{\"type\":\"";
-  out += is_missing(d) ? std::string_view("missing") : to_string(datum_type(d));
-  out += "\",\"datum\":";
-  append_datum_body(out, d);
   out.push_back('}');
 }
 
-void append_item(std::string& out, const CollectItem& item) {
+std::shared_ptr<const SampleJsonTemplate::BinRanges> render_bins(const Datum& shape) {
+  return std::visit(
+      [&shape](const auto& h) -> std::shared_ptr<const SampleJsonTemplate::BinRanges> {
+        if constexpr (requires { h.bins; }) {
+          auto ranges = std::make_shared<SampleJsonTemplate::BinRanges>();
+          ranges->shape = shape;
+          for (std::size_t i = 0; i < h.bins.size(); ++i) {
+            append_bin_open(ranges->text, h.bins, i);
+            ranges->ends.push_back(static_cast<uint32_t>(ranges->text.size()));
+          }
+          return ranges;
+        } else {
+          return nullptr;
+        }
+      },
+      shape);
+}
+
+}  // namespace
+
+void append_sample_json(std::string& out, const Sample& s) {
+  append_series_head(out, s.target.name, s.metric.name, s.timeseries_version);
+  append_owner(out, s.target.name, s.target.fields);
+  append_series_metric(out, s.metric);
+  append_timestamp(out, s.timestamp);
+  append_datum_open(out, s.datum);
+  append_datum_rest(out, s.datum, nullptr);
+  out += "}}";
+}
+
+void append_collect_item_json(std::string& out, const CollectItem& item) {
   if (item.error) {
     out += "{\"status\":\"err\",\"info\":{\"type\":";
     append_json_string(out, item.error->type);
@@ -207,33 +328,12 @@ void append_item(std::string& out, const CollectItem& item) {
     out += "}}";
     return;
   }
-  out += "{\"status\":\"ok\",\"info\":[";
+  out += kOkItemJsonOpen;
   for (std::size_t i = 0; i < item.samples.size(); ++i) {
     if (i > 0) out.push_back(',');
     append_sample_json(out, item.samples[i]);
   }
-  out += "]}";
-}
-
-}  // namespace
-
-void append_sample_json(std::string& out, const Sample& s) {
-  // Names are plain ASCII once validated, but escaping keeps unvalidated input well-formed.
-  out += "{\"timeseries_name\":\"";
-  append_json_escaped(out, s.target.name);
-  out.push_back(':');
-  append_json_escaped(out, s.metric.name);
-  out += "\",\"timeseries_version\":";
-  append_integer(out, s.timeseries_version);
-  out += ",\"target\":";
-  append_owner(out, s.target);
-  out += ",\"metric\":";
-  append_owner(out, s.metric);
-  out += ",\"measurement\":{\"timestamp\":";
-  append_timestamp(out, s.timestamp);
-  out += ",\"datum\":";
-  append_datum(out, s.datum);
-  out += "}}";
+  out += kOkItemJsonClose;
 }
 
 std::string encode_collect_response(std::span<const CollectItem> items) {
@@ -244,10 +344,54 @@ std::string encode_collect_response(std::span<const CollectItem> items) {
   out.push_back('[');
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out.push_back(',');
-    append_item(out, items[i]);
+    append_collect_item_json(out, items[i]);
   }
   out.push_back(']');
   return out;
+}
+
+std::string timestamp_json(Timestamp t) {
+  std::string out;
+  append_timestamp(out, t);
+  return out;
+}
+
+// ---- templates
+
+TargetJson::TargetJson(const Target& target) : name_(target.name) {
+  append_owner(json_, target.name, target.fields);
+}
+
+SampleJsonTemplate::SampleJsonTemplate(std::shared_ptr<const TargetJson> target,
+                                       const Metric& metric, uint32_t version, const Datum& shape,
+                                       const SampleJsonTemplate* same_bins)
+    : target_(std::move(target)), index_(shape.index()), start_time_(start_time(shape)) {
+  append_series_head(head_, target_->name_, metric.name, version);
+  append_series_metric(metric_, metric);
+  append_datum_open(datum_open_, shape);
+  if (same_bins != nullptr && same_bins->bins_ && same_bins->index_ == index_ &&
+      same_bins->bins_->same_edges(shape)) {
+    bins_ = same_bins->bins_;
+  } else {
+    bins_ = render_bins(shape);
+  }
+}
+
+void SampleJsonTemplate::append(std::string& out, std::string_view quoted_timestamp,
+                                const Datum& datum) const {
+  out += head_;
+  out += target_->json_;
+  out += metric_;
+  out += quoted_timestamp;
+  if (datum.index() == index_ && start_time(datum) == start_time_ &&
+      (!bins_ || bins_->same_edges(datum))) {
+    out += datum_open_;
+    append_datum_rest(out, datum, bins_.get());
+  } else {
+    append_datum_open(out, datum);
+    append_datum_rest(out, datum, nullptr);
+  }
+  out += "}}";
 }
 
 }  // namespace tally

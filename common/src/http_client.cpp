@@ -150,7 +150,10 @@ Result<HttpResponse> http_request(const HttpClientOptions& options, std::string_
   ec = run_step(ioc, [&](auto handler) { http::async_write(stream, request, std::move(handler)); });
   if (ec) return fail_exchange(ec, "cannot send to");
 
+  // Beast reads at most what the buffer has room for (512 bytes for an empty one, and the parser
+  // consumes the body as it goes): without room a 6 MB body takes 12,000 reads.
   beast::flat_buffer buffer;
+  buffer.reserve(64 * 1024);
   http::response_parser<http::string_body> parser;
   parser.body_limit(options.max_body_bytes);
   parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));

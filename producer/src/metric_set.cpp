@@ -42,7 +42,8 @@ void throw_if_error(const Status& status) {
 
 }  // namespace
 
-MetricSet::MetricSet(Target target) : target_(std::move(target)) {
+MetricSet::MetricSet(Target target)
+    : target_(std::move(target)), target_json_(std::make_shared<TargetJson>(target_)) {
   // A probe sample reuses validate_sample's rules for the target part.
   throw_if_error(validate_sample(Sample{target_, Metric{"m", {}}, 1, Timestamp{}, Datum(0.0)}));
 }
@@ -80,7 +81,8 @@ Cell& MetricSet::find_or_create(std::string_view name, Fields fields, DatumType 
   Metric metric{std::string(name), std::move(fields)};
   throw_if_error(validate_sample(Sample{target_, metric, 1, Timestamp{}, Datum(0.0)}));
   check_schema(metric, type);
-  if (const auto first = first_.find(metric.name); first != first_.end()) {
+  const auto first = first_.find(metric.name);
+  if (first != first_.end()) {
     if (!compatible(static_cast<const Cell&>(*entries_[first->second].cell))) {
       throw std::invalid_argument("metric '" + metric.name + "' of target '" + target_.name +
                                   "' exists with other histogram edges");
@@ -88,7 +90,10 @@ Cell& MetricSet::find_or_create(std::string_view name, Fields fields, DatumType 
   }
   std::unique_ptr<Cell> cell = make();
   Cell& ref = *cell;
-  entries_.push_back(Entry{std::move(metric), type, std::move(cell)});
+  // Histograms of one name share their edges, and so the rendered bin ranges.
+  SampleJsonTemplate json(target_json_, metric, 1, ref.read(),
+                          first == first_.end() ? nullptr : &entries_[first->second].json);
+  entries_.push_back(Entry{std::move(metric), type, std::move(cell), std::move(json)});
   index_.emplace(std::move(key), entries_.size() - 1);
   first_.emplace(entries_.back().metric.name, entries_.size() - 1);
   return ref;
@@ -171,6 +176,15 @@ HistogramU64& MetricSet::histogram_u64(std::string_view name, Fields fields,
                                        std::vector<uint64_t> edges) {
   return find_or_create<HistogramU64>(name, std::move(fields), DatumType::kHistogramU64,
                                       make_histogram<HistogramU64>(edges), same_edges(edges));
+}
+
+void MetricSet::append_samples_json(std::string& out) const {
+  std::lock_guard lock(mu_);
+  const std::string timestamp = timestamp_json(now());
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    entries_[i].json.append(out, timestamp, entries_[i].cell->read());
+  }
 }
 
 Status MetricSet::produce(std::vector<Sample>& out) {

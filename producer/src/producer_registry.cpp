@@ -73,26 +73,54 @@ Status produce_checked(Producer& producer, bool trusted, std::vector<Sample>& ou
   return {};
 }
 
+void collect_one(Producer& producer, bool trusted, CollectItem& item) {
+  Status status = produce_checked(producer, trusted, item.samples);
+  if (!status.ok()) {
+    item.samples.clear();
+    item.error = to_producer_error(status);
+  }
+}
+
 }  // namespace
 
+std::vector<std::shared_ptr<ProducerRegistry::Entry>> ProducerRegistry::entries() const {
+  // Producers run outside the registry lock: a slow one must not block add() or remove().
+  std::lock_guard lock(mu_);
+  return entries_;
+}
+
 std::vector<CollectItem> ProducerRegistry::collect() const {
-  std::vector<std::shared_ptr<Entry>> entries;
-  {
-    // Producers run outside the registry lock: a slow one must not block add() or remove().
-    std::lock_guard lock(mu_);
-    entries = entries_;
-  }
+  const std::vector<std::shared_ptr<Entry>> entries = this->entries();
   std::vector<CollectItem> items(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
-    Entry& entry = *entries[i];
-    std::lock_guard lock(entry.produce_mu);
-    Status status = produce_checked(*entry.producer, entry.trusted, items[i].samples);
-    if (!status.ok()) {
-      items[i].samples.clear();
-      items[i].error = to_producer_error(status);
-    }
+    std::lock_guard lock(entries[i]->produce_mu);
+    collect_one(*entries[i]->producer, entries[i]->trusted, items[i]);
   }
   return items;
+}
+
+std::string ProducerRegistry::collect_json() const {
+  const std::vector<std::shared_ptr<Entry>> entries = this->entries();
+  std::string out;
+  out.reserve(json_size_hint_.load(std::memory_order_relaxed) + 4096);
+  out.push_back('[');
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    Entry& entry = *entries[i];
+    std::lock_guard lock(entry.produce_mu);
+    if (entry.trusted) {
+      out += kOkItemJsonOpen;
+      static_cast<const MetricSet&>(*entry.producer).append_samples_json(out);
+      out += kOkItemJsonClose;
+    } else {
+      CollectItem item;
+      collect_one(*entry.producer, entry.trusted, item);
+      append_collect_item_json(out, item);
+    }
+  }
+  out.push_back(']');
+  json_size_hint_.store(out.size(), std::memory_order_relaxed);
+  return out;
 }
 
 }  // namespace tally

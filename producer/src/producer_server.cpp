@@ -61,11 +61,11 @@ struct ProducerServer::Impl {
       return r;
     }
     const auto started = std::chrono::steady_clock::now();
-    const std::vector<CollectItem> items = registry->collect();
-    HttpResponse response =
-        collect ? HttpResponse::json(200, encode_collect_response(items))
-                : HttpResponse{
-                      200, std::string(prometheus::kContentType), {}, encode_prometheus(items)};
+    HttpResponse response = collect ? HttpResponse::json(200, registry->collect_json())
+                                    : HttpResponse{200,
+                                                   std::string(prometheus::kContentType),
+                                                   {},
+                                                   encode_prometheus(registry->collect())};
     if (self) {
       (collect ? oximeter : prometheus_text)
           .record(response.body.size(), std::chrono::steady_clock::now() - started);

@@ -1,5 +1,6 @@
 #include "prometheus_encode.h"
 
+#include <optional>
 #include <type_traits>
 #include <unordered_map>
 #include <variant>
@@ -46,23 +47,40 @@ struct Family {
   std::vector<const Sample*> samples;
 };
 
-// The label pairs of one sample, `a="x",b="y"`, written once and reused by all its lines.
-std::string label_text(const Sample& s) {
-  std::string text;
-  std::string value;
-  for (const Fields* fields : {&s.target.fields, &s.metric.fields}) {
-    for (const Field& f : *fields) {
-      if (!text.empty()) text += ',';
-      text += f.name;
-      text += "=\"";
-      value.clear();
-      append_field_value(value, f.value);
-      prometheus::append_label_value(text, value);
-      text += '"';
-    }
+void append_labels(std::string& text, const Fields& fields, std::string& scratch) {
+  for (const Field& f : fields) {
+    if (!text.empty()) text += ',';
+    text += f.name;
+    text += "=\"";
+    scratch.clear();
+    append_field_value(scratch, f.value);
+    prometheus::append_label_value(text, scratch);
+    text += '"';
   }
-  return text;
 }
+
+// The label pairs of one sample, `a="x",b="y"`, written once and reused by all its lines. The
+// target's part is kept from the previous sample when its fields are the same, as they are for
+// every sample of one producer: comparing is cheaper than formatting (a UUID, escaping).
+class LabelText {
+ public:
+  const std::string& of(const Sample& s) {
+    if (!target_fields_ || !(*target_fields_ == s.target.fields)) {
+      target_text_.clear();
+      append_labels(target_text_, s.target.fields, scratch_);
+      target_fields_ = s.target.fields;
+    }
+    text_ = target_text_;
+    append_labels(text_, s.metric.fields, scratch_);
+    return text_;
+  }
+
+ private:
+  std::optional<Fields> target_fields_;
+  std::string target_text_;
+  std::string text_;
+  std::string scratch_;
+};
 
 bool has_field(const Sample& s, std::string_view name) {
   for (const Fields* fields : {&s.target.fields, &s.metric.fields}) {
@@ -125,8 +143,8 @@ void append_histogram(std::string& out, std::string_view name, std::string_view 
   append_line(out, name, "_count", labels, {}, cumulative);
 }
 
-void append_sample(std::string& out, const Family& family, const Sample& s) {
-  const std::string labels = label_text(s);
+void append_sample(std::string& out, const Family& family, const Sample& s, LabelText& label_text) {
+  const std::string& labels = label_text.of(s);
   std::visit(
       [&](const auto& d) {
         using D = std::decay_t<decltype(d)>;
@@ -174,7 +192,9 @@ std::size_t estimated_size(std::span<const CollectItem> items) {
           s.datum);
     }
   }
-  return lines * 96;
+  // Generous: pages never written are never touched, while a short guess copies everything
+  // written so far (a line with a few labels and a UUID is 150 bytes).
+  return lines * 192;
 }
 
 void append_comment_line(std::string& out, std::string_view text) {
@@ -218,9 +238,10 @@ std::string encode_prometheus(std::span<const CollectItem> items) {
       family.samples.push_back(&s);
     }
   }
+  LabelText label_text;
   for (const Family& family : families) {
     prometheus::append_family(out, family.name, type_name(family.kind), family.help);
-    for (const Sample* s : family.samples) append_sample(out, family, *s);
+    for (const Sample* s : family.samples) append_sample(out, family, *s, label_text);
   }
   return out;
 }

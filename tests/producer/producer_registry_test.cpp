@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "tally/producer/metric_set.h"
@@ -96,14 +97,73 @@ TEST_CASE("add, remove, size, a null producer is refused") {
   CHECK_THROWS_AS(registry.add(nullptr), std::invalid_argument);
 }
 
+// Decoded, with every timestamp set to one value: two collections taken at different times
+// compare equal when everything else is.
+std::vector<CollectItem> without_timestamps(const std::string& json) {
+  Result<std::vector<CollectItem>> items = decode_collect_response(json);
+  REQUIRE_MESSAGE(items.ok(), items.error());
+  for (CollectItem& item : *items) {
+    for (Sample& s : item.samples) s.timestamp = Timestamp{};
+  }
+  return std::move(*items);
+}
+
+TEST_CASE("collect_json is the encoded collect, MetricSets and other producers alike") {
+  ProducerRegistry registry;
+  auto api = std::make_shared<MetricSet>(
+      Target{"http_service", {{"name", std::string("api")}, {"instance_id", Uuid::random()}}});
+  const Fields get{{"route", std::string("/v1/items")}, {"status_code", uint16_t{200}}};
+  const Fields bad{{"route", std::string("/v1/\"odd\"\n")}, {"status_code", uint16_t{500}}};
+  api->counter("request_count", get).add(3);
+  api->counter("request_count", bad).add(1);
+  api->counter_i64("balance").add(7);
+  api->counter_f64("cpu_seconds").add(0.25);
+  api->gauge("temperature").set(-0.0);
+  api->gauge_i64("in_flight").set(-2);
+  api->gauge_u64("queue").set(18'446'744'073'709'551'615ull);
+  api->gauge_bool("up").set(true);
+  api->string_gauge("build_info").set("shop \"1.4\" caf\xC3\xA9");
+  api->histogram("request_latency", get, exponential_edges(1e-4, 2, 16)).record(0.003);
+  api->histogram("request_latency", bad, exponential_edges(1e-4, 2, 16)).record(2.5);
+  api->histogram("request_latency", {{"route", std::string("/")}, {"status_code", uint16_t{1}}},
+                 exponential_edges(1e-4, 2, 16));  // nothing recorded: min and max untouched
+  api->histogram_i64("batch_size", {}, linear_edges_i64(-10, 5, 5)).record(-7);
+  api->histogram_u64("body_bytes", {}, {64, 1024}).record(100);
+  registry.add(api);
+  registry.add(fake(FakeProducer::Mode::kSamples));
+  registry.add(fake(FakeProducer::Mode::kError));
+  registry.add(fake(FakeProducer::Mode::kInvalidSample));
+  registry.add(std::make_shared<MetricSet>(Target{"empty", {}}));
+
+  const std::string json = registry.collect_json();
+  const std::vector<CollectItem> served = without_timestamps(json);
+  const std::vector<CollectItem> collected =
+      without_timestamps(encode_collect_response(registry.collect()));
+  REQUIRE(served.size() == 5);
+  CHECK(served[0].samples.size() == 14);
+  CHECK(served[2].error == ProducerError{"datum_error", "disk stats unavailable"});
+  CHECK(served[3].error);
+  CHECK(served[4].samples.empty());
+  CHECK(encode_collect_response(served) == encode_collect_response(collected));
+  // The second call reserves what the first wrote and serves the same.
+  CHECK(encode_collect_response(without_timestamps(registry.collect_json())) ==
+        encode_collect_response(served));
+}
+
 TEST_CASE("concurrent collections never run one producer twice at once") {
   ProducerRegistry registry;
   auto producer = fake(FakeProducer::Mode::kSamples);
   registry.add(producer);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 2000; ++i) CHECK(registry.collect().size() == 1);
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        if (t % 2 == 0) {
+          CHECK(registry.collect().size() == 1);
+        } else {
+          CHECK(registry.collect_json().substr(1, kOkItemJsonOpen.size()) == kOkItemJsonOpen);
+        }
+      }
     });
   }
   for (auto& t : threads) t.join();

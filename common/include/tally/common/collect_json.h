@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -40,7 +41,57 @@ Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
 
 // Encodes items as the JSON of §3.1. Floats that are NaN/±Inf become "NaN"/"Infinity"/"-Infinity".
 std::string encode_collect_response(std::span<const CollectItem> items);
+// Appends one item of the response list (no separating comma).
+void append_collect_item_json(std::string& out, const CollectItem& item);
 // Appends one sample's JSON object (an element of an "info" list).
 void append_sample_json(std::string& out, const Sample& s);
+
+// The text around the samples of an "ok" item, for writers that append the samples themselves.
+inline constexpr std::string_view kOkItemJsonOpen = "{\"status\":\"ok\",\"info\":[";
+inline constexpr std::string_view kOkItemJsonClose = "]}";
+
+// A timestamp as a JSON string, quotes included: "\"2026-11-22T10:00:00.123456Z\"".
+std::string timestamp_json(Timestamp t);
+
+// A target rendered as JSON once, shared by the SampleJsonTemplates of its series.
+class TargetJson {
+ public:
+  explicit TargetJson(const Target& target);
+
+ private:
+  friend class SampleJsonTemplate;
+  std::string name_;
+  std::string json_;  // {"name":…,"fields":{…}}
+};
+
+// The constant JSON of one timeseries' samples — names, fields, version, datum type, start time
+// and histogram bin ranges — rendered once for a producer that serves the same series at every
+// collection (MetricSet does), so that a collection writes only the timestamp and the values.
+// Immutable once made: append() may run on several threads at once.
+class SampleJsonTemplate {
+ public:
+  // `shape` is a datum of the series: its type, start time and histogram bin edges are rendered,
+  // its values ignored. `same_bins`, when not null, is a template whose rendered bin ranges are
+  // shared if its edges are the same (histograms of one metric name), to save memory.
+  SampleJsonTemplate(std::shared_ptr<const TargetJson> target, const Metric& metric,
+                     uint32_t version, const Datum& shape,
+                     const SampleJsonTemplate* same_bins = nullptr);
+
+  // Appends exactly what append_sample_json(out, {target, metric, version, t, datum}) does, given
+  // timestamp_json(t). A datum whose type, start time or bin edges differ from the shape's is
+  // rendered in full, so the output is right whatever the datum.
+  void append(std::string& out, std::string_view quoted_timestamp, const Datum& datum) const;
+
+  struct BinRanges;  // the rendered bins of a histogram shape (collect_json_encode.cpp)
+
+ private:
+  std::shared_ptr<const TargetJson> target_;
+  std::string head_;        // {"timeseries_name":…,"timeseries_version":…,"target":
+  std::string metric_;      // ,"metric":{…},"measurement":{"timestamp":
+  std::string datum_open_;  // ,"datum":{"type":…,"datum": up to the first value
+  std::size_t index_;       // the shape's alternative of Datum
+  std::optional<Timestamp> start_time_;
+  std::shared_ptr<const BinRanges> bins_;  // histograms only
+};
 
 }  // namespace tally

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tally/common/collect_json.h"
 #include "tally/common/datum.h"
 #include "tally/common/sample.h"
 #include "tally/producer/counter.h"
@@ -62,11 +63,18 @@ class MetricSet final : public Producer {
   Status produce(std::vector<Sample>& out) override;
 
  private:
+  friend class ProducerRegistry;  // collect_json() renders through append_samples_json()
+
   struct Entry {
     Metric metric;
     DatumType type;
     std::unique_ptr<detail::MetricCell> cell;
+    SampleJsonTemplate json;  // the series' constant JSON, rendered when it is created
   };
+
+  // Appends every metric's sample JSON, comma-separated, as produce() + append_sample_json()
+  // would, without building the samples.
+  void append_samples_json(std::string& out) const;
 
   // Returns the metric called `name` with these field values, creating it with `make` after
   // checking the rules. `compatible` vets the first metric of the same name (histogram edges).
@@ -76,6 +84,7 @@ class MetricSet final : public Producer {
   void check_schema(const Metric& metric, DatumType type) const;
 
   const Target target_;
+  const std::shared_ptr<const TargetJson> target_json_;
   mutable std::mutex mu_;
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> index_;  // metric key → entries_ position

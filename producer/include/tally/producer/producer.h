@@ -5,9 +5,12 @@
 // when the values live elsewhere (a cache's statistics, a pool's state) and are read on demand.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "tally/common/collect_json.h"
@@ -51,12 +54,21 @@ class ProducerRegistry {
 
   // Collects every producer, in the order they were added: one item per producer.
   std::vector<CollectItem> collect() const;
+  // The same collection encoded as the JSON of DESIGN.md §3.1: encode_collect_response(collect())
+  // (the timestamps are those of this call), but a MetricSet's samples are written straight from
+  // its metrics, without building Sample objects. What ProducerServer serves at GET /collect.
+  std::string collect_json() const;
 
  private:
   struct Entry;
+  std::vector<std::shared_ptr<Entry>> entries() const;
+
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Entry>> entries_;
   Id next_id_ = 1;
+  // The size of the last collect_json(), reserved for the next one: a large response then needs
+  // no growing (each growth copies what is written so far).
+  mutable std::atomic<std::size_t> json_size_hint_{0};
 };
 
 }  // namespace tally

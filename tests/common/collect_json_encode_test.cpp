@@ -1,0 +1,210 @@
+// The encode side of the collect response (common/src/collect_json_encode.cpp): the timestamp
+// cache, SampleJsonTemplate against the generic encoder, and a large mixed body read back by
+// decode_collect_response value for value.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tally/common/collect_json.h"
+
+namespace tally {
+namespace {
+
+Timestamp ts(std::string_view text) {
+  Result<Timestamp> t = parse_rfc3339(text);
+  REQUIRE_MESSAGE(t.ok(), t.error());
+  return *t;
+}
+
+template <class T>
+Histogram<T> histogram(Timestamp start, std::vector<std::optional<T>> edges, uint64_t seed) {
+  Histogram<T> h;
+  h.start_time = start;
+  for (const auto& e : edges) h.bins.push_back({e, seed++ * 3});
+  h.n_samples = seed;
+  h.min = edges.back() ? *edges.back() : T{};
+  h.max = std::numeric_limits<T>::max();
+  h.sum_of_samples = static_cast<HistogramSum<T>>(seed);
+  h.squared_mean = 0.5 * static_cast<double>(seed);
+  return h;
+}
+
+// One datum of every alternative of Datum (missing ones of gauge, cumulative and histogram
+// types), values varied by `seed`.
+std::vector<Datum> every_datum(uint64_t seed) {
+  const Timestamp start = ts("2026-11-22T09:00:00.25Z") + std::chrono::microseconds(seed % 7);
+  const auto n = static_cast<int64_t>(seed);
+  const double x = std::ldexp(static_cast<double>(seed) + 0.1, static_cast<int>(seed % 40) - 20);
+  return {
+      seed % 2 == 0,
+      static_cast<int8_t>(-n),
+      static_cast<uint8_t>(n),
+      static_cast<int16_t>(-n * 99),
+      static_cast<uint16_t>(n * 99),
+      static_cast<int32_t>(-n * 99'999),
+      static_cast<uint32_t>(n * 99'999),
+      std::numeric_limits<int64_t>::min() + n,
+      std::numeric_limits<uint64_t>::max() - seed,
+      static_cast<float>(x),
+      seed % 5 == 0 ? std::numeric_limits<double>::quiet_NaN() : -x,
+      std::string("v\"\\\n\x01 caf\xC3\xA9 #") + std::to_string(seed),
+      Bytes{0, 255, static_cast<uint8_t>(seed)},
+      Cumulative<int64_t>{start, n},
+      Cumulative<uint64_t>{start, seed * 1000},
+      Cumulative<float>{start, static_cast<float>(x)},
+      Cumulative<double>{start, seed % 3 == 0 ? std::numeric_limits<double>::infinity() : x},
+      histogram<int8_t>(start, {std::nullopt, int8_t{-128}, int8_t{0}, int8_t{127}}, seed),
+      histogram<uint8_t>(start, {uint8_t{0}, uint8_t{10}, uint8_t{255}}, seed),
+      histogram<int16_t>(start, {std::nullopt, int16_t{-5}, int16_t{5}}, seed),
+      histogram<uint16_t>(start, {uint16_t{1}}, seed),
+      histogram<int32_t>(start, {std::nullopt, int32_t{-70'000}, int32_t{70'000}}, seed),
+      histogram<uint32_t>(start, {uint32_t{0}, uint32_t{4'000'000'000}}, seed),
+      histogram<int64_t>(start, {std::numeric_limits<int64_t>::min(), int64_t{0}}, seed),
+      histogram<uint64_t>(start, {uint64_t{0}, std::numeric_limits<uint64_t>::max()}, seed),
+      histogram<float>(start, {std::nullopt, -0.5f, 0.1f, 3e38f}, seed),
+      histogram<double>(start, {std::nullopt, 1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3, 0.1, 1e300}, seed),
+      Missing{DatumType::kI64, std::nullopt},
+      Missing{DatumType::kCumulativeF64, start},
+      Missing{DatumType::kHistogramU16, start},
+  };
+}
+
+Target target_of(uint64_t seed) {
+  return Target{"http_service",
+                {{"name", std::string("api-") + std::to_string(seed % 3)},
+                 {"instance_id", *Uuid::parse("6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f")}}};
+}
+
+// Every field type across target and metric.
+Metric metric_of(uint64_t seed, std::size_t kind) {
+  return Metric{"m" + std::to_string(kind),
+                {{"route", "/v1/items/" + std::to_string(seed)},
+                 {"i8", static_cast<int8_t>(-static_cast<int>(seed % 128))},
+                 {"u8", static_cast<uint8_t>(seed)},
+                 {"i16", int16_t{-300}},
+                 {"u16", uint16_t{503}},
+                 {"i32", int32_t{-70'000}},
+                 {"u32", uint32_t{4'000'000'000}},
+                 {"i64", std::numeric_limits<int64_t>::min()},
+                 {"u64", std::numeric_limits<uint64_t>::max()},
+                 {"ok", seed % 2 == 0},
+                 {"peer", *IpAddr::parse(seed % 2 ? "10.0.0.1" : "2001:db8::1")}}};
+}
+
+std::string sample_json(const Sample& s) {
+  std::string out;
+  append_sample_json(out, s);
+  return out;
+}
+
+TEST_CASE("timestamp_json is the RFC 3339 text in quotes across seconds, days and 1970") {
+  std::vector<Timestamp> times;
+  for (const char* text :
+       {"2026-11-22T10:00:00Z", "2026-11-22T10:00:00.999999Z", "2026-11-22T10:00:01.000001Z",
+        "2026-11-22T23:59:59.5Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z",
+        "1900-02-28T12:34:56.000100Z", "9999-12-31T23:59:59.999999Z"}) {
+    times.push_back(ts(text));
+  }
+  // Back and forth, so the per-thread second cache is hit and missed in every order.
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      const Timestamp t = times[(i * 5 + round) % times.size()];
+      CHECK(timestamp_json(t) == "\"" + format_rfc3339(t) + "\"");
+      CHECK(timestamp_json(t + std::chrono::microseconds(1)) ==
+            "\"" + format_rfc3339(t + std::chrono::microseconds(1)) + "\"");
+    }
+  }
+}
+
+TEST_CASE("a SampleJsonTemplate writes what append_sample_json writes, for every datum") {
+  const Timestamp at = ts("2026-11-22T10:00:00.123456Z");
+  const auto target = std::make_shared<TargetJson>(target_of(1));
+  const std::vector<Datum> shapes = every_datum(1);
+  const std::vector<Datum> same_shape = every_datum(8);  // other values, same start and edges
+  const std::vector<Datum> other_start = every_datum(2);
+  for (std::size_t k = 0; k < shapes.size(); ++k) {
+    CAPTURE(k);
+    const Metric metric = metric_of(1, k);
+    const SampleJsonTemplate t(target, metric, 3, shapes[k]);
+    const auto check = [&](const Datum& d) {
+      std::string got = "prefix,";
+      t.append(got, timestamp_json(at), d);
+      CHECK(got == "prefix," + sample_json(Sample{target_of(1), metric, 3, at, d}));
+    };
+    check(shapes[k]);
+    check(same_shape[k]);
+    check(other_start[k]);                           // another start time
+    for (const Datum& other : shapes) check(other);  // another type
+  }
+}
+
+TEST_CASE("a SampleJsonTemplate given other bin edges renders them, also -0 against 0") {
+  const Timestamp at = ts("2026-11-22T10:00:00Z");
+  const auto target = std::make_shared<TargetJson>(target_of(1));
+  const Metric metric{"latency", {}};
+  const Histogram<double> zero = histogram<double>(at, {std::nullopt, 0.0, 1.0}, 1);
+  const Histogram<double> negative_zero = histogram<double>(at, {std::nullopt, -0.0, 1.0}, 1);
+  const Histogram<double> longer = histogram<double>(at, {std::nullopt, 0.0, 1.0, 2.0}, 1);
+  const SampleJsonTemplate first(target, metric, 1, zero);
+  // Shares first's rendered bins only where the edges are the same.
+  const SampleJsonTemplate shared(target, metric, 1, zero, &first);
+  const SampleJsonTemplate unshared(target, metric, 1, longer, &first);
+  for (const SampleJsonTemplate* t : {&first, &shared, &unshared}) {
+    for (const Histogram<double>& h : {zero, negative_zero, longer}) {
+      std::string got;
+      t->append(got, timestamp_json(at), h);
+      CHECK(got == sample_json(Sample{target_of(1), metric, 1, at, h}));
+    }
+  }
+  std::string text;
+  first.append(text, timestamp_json(at), negative_zero);
+  CHECK(text.find(R"("start":-0,)") != std::string::npos);
+}
+
+TEST_CASE("a large mixed body round-trips through encode and decode value for value") {
+  std::vector<CollectItem> items(3);
+  std::mt19937_64 rng(7);
+  for (uint64_t i = 0; i < 400; ++i) {
+    const uint64_t seed = rng() % 1000;
+    const std::vector<Datum> datums = every_datum(seed);
+    for (std::size_t k = 0; k < datums.size(); ++k) {
+      CollectItem& item = items[k % 2 == 0 ? 0 : 2];
+      item.samples.push_back(
+          Sample{target_of(seed), metric_of(seed, k), static_cast<uint32_t>(1 + i % 3),
+                 ts("2026-11-22T10:00:00Z") + std::chrono::microseconds(rng() % 3'600'000'000),
+                 datums[k]});
+    }
+  }
+  items[1].error = ProducerError{"datum_error", "disk \"sda\" gone"};
+  for (const CollectItem& item : items) {
+    for (const Sample& s : item.samples) REQUIRE_MESSAGE(validate_sample(s).ok(), sample_json(s));
+  }
+
+  const std::string json = encode_collect_response(items);
+  Result<std::vector<CollectItem>> back = decode_collect_response(json);
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  REQUIRE(back->size() == items.size());
+  std::size_t compared = 0;
+  std::size_t different = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    CHECK((*back)[i].error == items[i].error);
+    REQUIRE((*back)[i].samples.size() == items[i].samples.size());
+    for (std::size_t j = 0; j < items[i].samples.size(); ++j, ++compared) {
+      if (!same_sample((*back)[i].samples[j], items[i].samples[j])) {
+        ++different;
+        CHECK(sample_json((*back)[i].samples[j]) == sample_json(items[i].samples[j]));
+      }
+    }
+  }
+  CHECK(compared == 400 * every_datum(0).size());
+  CHECK(different == 0);
+  CHECK(encode_collect_response(*back) == json);
+}
+
+}  // namespace
+}  // namespace tally
