@@ -62,15 +62,18 @@ std::size_t raise_open_file_limit(int64_t max_in_flight) {
     if (::setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = before;
   }
   const auto limit = static_cast<uint64_t>(files.rlim_cur);
-  const uint64_t reserved = kReservedFiles + static_cast<uint64_t>(std::max<int64_t>(0, max_in_flight));
+  const uint64_t reserved =
+      kReservedFiles + static_cast<uint64_t>(std::max<int64_t>(0, max_in_flight));
   const std::size_t keep_alive =
-      files.rlim_cur == RLIM_INFINITY ? SIZE_MAX
-                                      : static_cast<std::size_t>(limit > reserved ? limit - reserved : 0);
+      files.rlim_cur == RLIM_INFINITY
+          ? SIZE_MAX
+          : static_cast<std::size_t>(limit > reserved ? limit - reserved : 0);
   log_info("open_file_limit",
            {{"soft_before", std::to_string(before)},
             {"soft", std::to_string(limit)},
             {"hard", std::to_string(static_cast<uint64_t>(files.rlim_max))},
-            {"keep_alive_connections", keep_alive == SIZE_MAX ? "unlimited" : std::to_string(keep_alive)}});
+            {"keep_alive_connections",
+             keep_alive == SIZE_MAX ? "unlimited" : std::to_string(keep_alive)}});
   return keep_alive;
 }
 

@@ -42,7 +42,8 @@
 
 namespace {
 
-constexpr uint32_t kMagic = 987654321;  // the producer number in the template, replaced per producer
+constexpr uint32_t kMagic =
+    987654321;  // the producer number in the template, replaced per producer
 constexpr int kPerThirdOctet = 250;
 
 [[noreturn]] void die(const std::string& what) {
@@ -244,7 +245,8 @@ void register_all(const std::string& registry, int producers, int port, int thre
   }
   for (auto& w : workers) w.join();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "tally_scale_server: registered %d producers in %.1f s (%.0f/s, %d retries)\n",
+  std::fprintf(stderr,
+               "tally_scale_server: registered %d producers in %.1f s (%.0f/s, %d retries)\n",
                producers, s, producers / s, retries.load());
 }
 
@@ -281,7 +283,8 @@ int main(int argc, char** argv) {
   }
   ::getrlimit(RLIMIT_NOFILE, &files);
   if (files.rlim_cur < static_cast<rlim_t>(producers) + 64)
-    std::fprintf(stderr, "tally_scale_server: warning: only %llu file descriptors for %d producers\n",
+    std::fprintf(stderr,
+                 "tally_scale_server: warning: only %llu file descriptors for %d producers\n",
                  static_cast<unsigned long long>(files.rlim_cur), producers);
 
   Server server(producers, template_pieces(samples));
@@ -292,8 +295,8 @@ int main(int argc, char** argv) {
   std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   std::thread registration;
   if (!registry.empty()) {
-    registration = std::thread(register_all, registry, producers, server.port(), threads,
-                               interval_ms);
+    registration =
+        std::thread(register_all, registry, producers, server.port(), threads, interval_ms);
     registration.detach();
   }
   server.run();
