@@ -1,5 +1,7 @@
 #include "tally/collector/daemon.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -43,6 +45,37 @@ constexpr std::chrono::milliseconds kPendingRetry{1000};
 // Partition retention and view upkeep: at start, then hourly (days are the unit; an hour late
 // costs nothing, and partitions are created two days ahead).
 constexpr std::chrono::hours kMaintenanceInterval{1};
+
+// Descriptors kept for everything but producer connections: the API's clients, Postgres (sink,
+// schema store, housekeeping, health probes, pgstats targets), the spool, the registry link.
+constexpr uint64_t kReservedFiles = 256;
+
+// One keep-alive connection per producer needs one descriptor each: 10,000 producers do not fit
+// in the usual soft limit of 1024. Raises the soft limit to the hard one and returns how many
+// producer connections may stay open between polls (docs/collection.md, "Keep-alive").
+std::size_t raise_open_file_limit(int64_t max_in_flight) {
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return SIZE_MAX;
+  const rlim_t before = files.rlim_cur;
+  if (files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0) files.rlim_cur = before;
+  }
+  const auto limit = static_cast<uint64_t>(files.rlim_cur);
+  const uint64_t reserved =
+      kReservedFiles + static_cast<uint64_t>(std::max<int64_t>(0, max_in_flight));
+  const std::size_t keep_alive =
+      files.rlim_cur == RLIM_INFINITY
+          ? SIZE_MAX
+          : static_cast<std::size_t>(limit > reserved ? limit - reserved : 0);
+  log_info("open_file_limit",
+           {{"soft_before", std::to_string(before)},
+            {"soft", std::to_string(limit)},
+            {"hard", std::to_string(static_cast<uint64_t>(files.rlim_max))},
+            {"keep_alive_connections",
+             keep_alive == SIZE_MAX ? "unlimited" : std::to_string(keep_alive)}});
+  return keep_alive;
+}
 
 ConnectionFactory connection_factory(std::string url) {
   return [url = std::move(url)]() -> Result<std::unique_ptr<pg::Connection>> {
@@ -194,8 +227,10 @@ Status Daemon::Impl::start() {
 
   // One I/O thread moves the bytes of thousands of producers; a second helps on larger hosts.
   const int io_threads = std::thread::hardware_concurrency() > 4 ? 2 : 1;
-  scraper_ = std::make_unique<Scraper>(
-      ScraperOptions{.collection = config_.collection, .io_threads = io_threads});
+  scraper_ = std::make_unique<Scraper>(ScraperOptions{
+      .collection = config_.collection,
+      .io_threads = io_threads,
+      .max_open_connections = raise_open_file_limit(config_.collection.max_in_flight)});
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_samples_per_collection =
                            static_cast<std::size_t>(config_.collection.max_samples_per_collection)},

@@ -95,7 +95,8 @@ Result<PageQuery> parse_page_query(const HttpRequest& request) {
   return page;
 }
 
-RegistryApi::RegistryApi(ApiDependencies deps) : deps_(std::move(deps)) {}
+RegistryApi::RegistryApi(ApiDependencies deps)
+    : deps_(std::move(deps)), registrations_(deps_.store, deps_.pool) {}
 
 HttpResponse RegistryApi::handle(const HttpRequest& request) {
   const auto start = std::chrono::steady_clock::now();
@@ -186,14 +187,9 @@ HttpResponse RegistryApi::register_producer(const HttpRequest& request) {
     return bad_request(s.message());
   }
 
-  Registration reg;
-  Status s = deps_.pool.with_connection([&](pg::Connection& conn) {
-    auto r = deps_.store.register_producer(conn, *spec, caller_of(*principal));
-    if (!r.ok()) return r.status();
-    reg = std::move(r).value();
-    return Status();
-  });
-  if (!s.ok()) return store_error(s);
+  auto registered = registrations_.register_producer(*spec, caller_of(*principal));
+  if (!registered.ok()) return store_error(registered.status());
+  const Registration& reg = *registered;
   deps_.metrics.set_database_up(true);
 
   const std::string id = reg.id.to_string();

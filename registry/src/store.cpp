@@ -93,6 +93,26 @@ pg::Param optional_param(const std::optional<std::string>& s) {
 
 std::string us_text(std::chrono::microseconds d) { return std::to_string(d.count()); }
 
+// A Postgres array literal ({"a","b",NULL}) of text values, for one array parameter.
+std::string array_literal(const std::vector<std::optional<std::string>>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!values[i]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char c : *values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 // BEGIN and the assignment lock; the lock is released when the transaction ends.
 Result<Transaction> begin_locked(pg::Connection& conn) {
   auto tx = Transaction::begin(conn);
@@ -128,36 +148,67 @@ RegistryStore::RegistryStore(StoreOptions options)
 Result<Registration> RegistryStore::register_producer(pg::Connection& conn,
                                                       const ProducerSpec& spec,
                                                       const Caller& caller) const {
+  const RegistrationRequest request{spec, caller};
+  auto results = register_producers(conn, std::span(&request, 1));
+  if (!results.ok()) return results.status();
+  return std::move(results->front());
+}
+
+Result<std::vector<Result<Registration>>> RegistryStore::register_producers(
+    pg::Connection& conn, std::span<const RegistrationRequest> requests) const {
   // One statement in its own transaction: the function takes the assignment lock, and the lock
   // is released when the statement commits, without waiting for more client round trips.
   static const std::string kSql =
-      "SELECT accepted, created, previous_collector_id, collector_id, collector_address,"
+      "SELECT id, accepted, created, previous_collector_id, collector_id, collector_address,"
       "       collector_live"
-      " FROM tally.register_producer($1::uuid, $2, $3, $4, $5::int, $6, $7, $8, $9::boolean,"
-      "                              $10::bigint * interval '1 microsecond',"
-      "                              $11::bigint * interval '1 microsecond')";
-  auto rows = conn.exec(kSql, {spec.id.to_string(), spec.kind, spec.address, spec.route,
-                               std::to_string(spec.interval_ms), spec.format,
-                               optional_param(spec.target_name), optional_param(caller.owner),
-                               caller.may_change_any ? "true" : "false", ttl_us_, lease_us_});
-  if (!rows.ok()) return rows.status().with_context("registering producer");
-  if (rows->size() != 1)
-    return Status::error("tally.register_producer returned no row", "internal");
-  if (rows->get(0, 0) != "t") {
-    return Status::error("producer " + spec.id.to_string() +
-                             " was registered with another token; only that token or an admin "
-                             "may change it",
-                         "conflict");
+      " FROM tally.register_producers($1::uuid[], $2::text[], $3::text[], $4::text[],"
+      "                               $5::int[], $6::text[], $7::text[], $8::text[],"
+      "                               $9::boolean[],"
+      "                               $10::bigint * interval '1 microsecond',"
+      "                               $11::bigint * interval '1 microsecond')";
+  std::vector<std::optional<std::string>> ids, kinds, addresses, routes, intervals, formats,
+      target_names, owners, may_change;
+  for (const RegistrationRequest& r : requests) {
+    ids.push_back(r.spec.id.to_string());
+    kinds.push_back(r.spec.kind);
+    addresses.push_back(r.spec.address);
+    routes.push_back(r.spec.route);
+    intervals.push_back(std::to_string(r.spec.interval_ms));
+    formats.push_back(r.spec.format);
+    target_names.push_back(r.spec.target_name);
+    owners.push_back(r.caller.owner);
+    may_change.push_back(r.caller.may_change_any ? "true" : "false");
   }
-  Registration r;
-  r.id = spec.id;
-  r.created = rows->get(0, 1) == "t";
-  const auto previous = optional_uuid(*rows, 0, 2);
-  r.collector_id = optional_uuid(*rows, 0, 3);
-  r.collector_address = optional_text(*rows, 0, 4);
-  r.assigned_to_live = rows->get(0, 5) == "t";
-  if (previous && r.collector_id != previous) r.moved_from = previous;
-  return r;
+  auto rows = conn.exec(kSql, {array_literal(ids), array_literal(kinds), array_literal(addresses),
+                               array_literal(routes), array_literal(intervals),
+                               array_literal(formats), array_literal(target_names),
+                               array_literal(owners), array_literal(may_change), ttl_us_,
+                               lease_us_});
+  if (!rows.ok()) return rows.status().with_context("registering producers");
+  if (rows->size() != static_cast<int>(requests.size()))
+    return Status::error("tally.register_producers returned the wrong number of rows", "internal");
+  std::vector<Result<Registration>> out;
+  out.reserve(requests.size());
+  for (int row = 0; row < rows->size(); ++row) {
+    const ProducerSpec& spec = requests[static_cast<std::size_t>(row)].spec;
+    if (rows->get(row, 1) != "t") {
+      out.push_back(Status::error("producer " + spec.id.to_string() +
+                                      " was registered with another token; only that token or "
+                                      "an admin may change it",
+                                  "conflict"));
+      continue;
+    }
+    Registration r;
+    r.id = spec.id;
+    r.created = rows->get(row, 2) == "t";
+    const auto previous = optional_uuid(*rows, row, 3);
+    r.collector_id = optional_uuid(*rows, row, 4);
+    r.collector_address = optional_text(*rows, row, 5);
+    r.assigned_to_live = rows->get(row, 6) == "t";
+    if (previous && r.collector_id != previous) r.moved_from = previous;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 Result<std::optional<ProducerRecord>> RegistryStore::get_producer(pg::Connection& conn,

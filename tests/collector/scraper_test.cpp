@@ -205,8 +205,11 @@ config::CollectionConfig collection_config() {
 // A real Scraper under a Scheduler whose timer is not started: collections come from
 // collect_now() (or from start(), where the timer is the point).
 struct Harness {
-  explicit Harness(config::CollectionConfig c = collection_config(), int io_threads = 1)
-      : scraper(ScraperOptions{.collection = c, .io_threads = io_threads}) {
+  explicit Harness(config::CollectionConfig c = collection_config(), int io_threads = 1,
+                   std::size_t max_open_connections = SIZE_MAX)
+      : scraper(ScraperOptions{.collection = c,
+                               .io_threads = io_threads,
+                               .max_open_connections = max_open_connections}) {
     scraper.start();
     SchedulerOptions o;
     o.max_samples_per_collection = static_cast<std::size_t>(c.max_samples_per_collection);
@@ -324,6 +327,24 @@ TEST_CASE("Scraper: collections reuse one keep-alive connection") {
   CHECK(producer.requests().size() == 4);
   CHECK(h.scraper.stats().connections_open == 1);
   CHECK(h.scraper.stats().connections_opened == 1);
+}
+
+TEST_CASE("Scraper: beyond max_open_connections a collection closes its connection") {
+  KeepAliveProducer first(response(200, "application/json", oximeter_body(2)));
+  KeepAliveProducer second(response(200, "application/json", oximeter_body(2)));
+  Harness h(collection_config(), 1, /*max_open_connections=*/1);
+  const ProducerTarget a = h.add(first.server.address());
+  const ProducerTarget b = h.add(second.server.address());
+  h.collect(a.id);  // the one connection allowed stays open
+  h.collect(b.id);  // a second one would be over the budget: closed after its response
+  h.collect(b.id);
+  h.collect(a.id);
+  CHECK(h.state(a.id).counts.successes == 2);
+  CHECK(h.state(b.id).counts.successes == 2);
+  CHECK(h.state(b.id).counts.failures.empty());
+  CHECK(first.server.accepts() == 1);
+  CHECK(second.server.accepts() == 2);
+  CHECK(h.scraper.stats().connections_open == 1);
 }
 
 TEST_CASE("Scraper: a keep-alive connection the producer closed is replaced without a failure") {

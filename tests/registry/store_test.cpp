@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "support/test_db.h"
+#include "tally/registry/connection_pool.h"
+#include "tally/registry/registration_batcher.h"
 #include "tally/schema/migrations.h"
 
 using namespace tally;
@@ -227,11 +229,64 @@ TEST_CASE("a producer token may change only what it registered") {
   f.check_counters();
 }
 
-TEST_CASE("the registration function takes the registry's assignment lock") {
+TEST_CASE("the registration functions take the registry's assignment lock") {
   Fixture f;
-  CHECK(f.db.scalar("SELECT prosrc LIKE '%pg_advisory_xact_lock(" +
+  CHECK(f.db.scalar("SELECT count(*) FILTER (WHERE prosrc LIKE '%pg_advisory_xact_lock(" +
                     std::to_string(kAssignmentLockKey) +
-                    ")%' FROM pg_proc WHERE proname = 'register_producer'") == "t");
+                    ")%') FROM pg_proc WHERE proname IN ('register_producer', "
+                    "'register_producers')") == "2");
+}
+
+TEST_CASE("a batch of registrations is decided item by item, each with its own result") {
+  Fixture f;
+  f.heartbeat(1);
+  f.heartbeat(2);
+  const Caller app{std::string("app"), false};
+  const Caller other{std::string("other"), false};
+  ProducerSpec theirs;
+  theirs.id = Uuid::random();
+  theirs.address = "127.0.0.1:9100";
+  theirs.route = "/collect";
+  REQUIRE(f.store.register_producer(*f.conn, theirs, other).ok());
+
+  std::vector<RegistrationRequest> batch;
+  for (int i = 0; i < 6; ++i) {
+    ProducerSpec spec = theirs;
+    spec.id = Uuid::random();
+    spec.address = "127.0.0.1:" + std::to_string(9200 + i);
+    spec.target_name = i % 2 ? std::optional<std::string>("a \"quoted\" name") : std::nullopt;
+    batch.push_back({spec, app});
+  }
+  batch.insert(batch.begin() + 3, RegistrationRequest{theirs, app});  // not app's to change
+  auto results = f.store.register_producers(*f.conn, batch);
+  REQUIRE(results.ok());
+  REQUIRE(results->size() == batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& r = (*results)[i];
+    if (i == 3) {
+      CHECK(r.status().code() == "conflict");
+      continue;
+    }
+    REQUIRE(r.ok());
+    CHECK(r->id == batch[i].spec.id);
+    CHECK(r->created);
+    CHECK(r->assigned_to_live);
+    auto stored = f.store.get_producer(*f.conn, batch[i].spec.id);
+    REQUIRE((stored.ok() && stored->has_value()));
+    CHECK((*stored)->spec.address == batch[i].spec.address);
+    CHECK((*stored)->spec.target_name == batch[i].spec.target_name);
+    CHECK((*stored)->collector_id == r->collector_id);
+  }
+  // 1 + 6 producers on two collectors: the batch counted its own assignments as it went.
+  const auto loads = f.loads();
+  REQUIRE(loads.size() == 2);
+  int64_t most = 0, least = 1'000'000;
+  for (const auto& [collector, n] : loads) {
+    most = std::max<int64_t>(most, n);
+    least = std::min<int64_t>(least, n);
+  }
+  CHECK(most - least <= 1);
+  f.check_counters();
 }
 
 TEST_CASE("pages follow ids and say when more follow") {
@@ -285,5 +340,43 @@ TEST_CASE("concurrent registrations on separate connections keep the collectors 
   const auto loads = f.loads();
   REQUIRE(loads.size() == 3);
   for (const auto& [collector, n] : loads) CHECK(n == kThreads * kPerThread / 3);
+  f.check_counters();
+}
+
+TEST_CASE("registrations through the batcher from many threads are all written and balanced") {
+  Fixture f;
+  for (int i = 1; i <= 3; ++i) f.heartbeat(i);
+  ConnectionPool pool(ConnectionPoolOptions{.url = f.db.url(), .max_idle = 2});
+  RegistrationBatcher batcher(f.store, pool, /*max_batch=*/4);
+  ProducerSpec shared;  // re-registered by every thread: never twice in one batch
+  shared.id = Uuid::random();
+  shared.address = "127.0.0.1:9100";
+  shared.route = "/collect";
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 15;
+  std::atomic<int> failures{0};
+  std::atomic<int> created{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        ProducerSpec spec = shared;
+        if (i > 0) spec.id = Uuid::random();
+        auto r = batcher.register_producer(spec, f.admin);
+        if (!r.ok() || !r->assigned_to_live) ++failures;
+        if (r.ok() && r->created) ++created;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+  constexpr int kProducers = kThreads * (kPerThread - 1) + 1;
+  CHECK(created == kProducers);  // the shared id was created once, then renewed
+  const auto loads = f.loads();
+  REQUIRE(loads.size() == 3);
+  for (const auto& [collector, n] : loads) {
+    CHECK(n >= kProducers / 3);
+    CHECK(n <= kProducers / 3 + 1);
+  }
   f.check_counters();
 }

@@ -62,6 +62,10 @@ struct ScraperOptions {
   // allowed_networks are used; max_samples_per_collection is the scheduler's business.
   config::CollectionConfig collection;
   int io_threads = 1;                        // threads running the io_context (1–2 in the daemon)
+  // Connections kept open between collections. Beyond it a collection closes its connection when
+  // it ends (the next one connects again), so the producers' connections stay within the file
+  // descriptors the process has. The daemon derives it from RLIMIT_NOFILE.
+  std::size_t max_open_connections = SIZE_MAX;
   std::size_t max_header_bytes = 64 * 1024;  // a larger response header is "too_large"
   std::string user_agent = "tally-collector/0.1";
 };

@@ -14,6 +14,7 @@
 #include "tally/registry/auth.h"
 #include "tally/registry/connection_pool.h"
 #include "tally/registry/metrics.h"
+#include "tally/registry/registration_batcher.h"
 #include "tally/registry/store.h"
 
 namespace tally::registry {
@@ -57,6 +58,7 @@ class RegistryApi {
   HttpResponse store_error(const Status& s);
 
   ApiDependencies deps_;
+  RegistrationBatcher registrations_;  // after deps_: built from its store and pool
 };
 
 }  // namespace tally::registry

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,11 @@ struct StoreOptions {
 struct Caller {
   std::optional<std::string> owner;  // stored as registered_by
   bool may_change_any = false;       // admin (or `auth: none`)
+};
+
+struct RegistrationRequest {
+  ProducerSpec spec;
+  Caller caller;
 };
 
 struct Registration {
@@ -92,13 +98,19 @@ class RegistryStore {
   explicit RegistryStore(StoreOptions options);
   const StoreOptions& options() const { return options_; }
 
-  // Registers or renews, in one call to tally.register_producer (schema/sql/002_registry.sql),
-  // which holds the assignment lock only while it runs on the server. A new producer goes to
-  // the live collector with the fewest producers (ties: the smaller id). A renewal renews the
-  // lease, updates the other fields and keeps the assignment while that collector is live;
+  // Registers or renews: register_producers() with one request. The database function holds
+  // the assignment lock only while it runs on the server. A new producer goes to the live
+  // collector with the fewest producers (ties: the smaller id). A renewal renews the lease,
+  // updates the other fields and keeps the assignment while that collector is live;
   // otherwise it moves to the least-loaded live one.
   Result<Registration> register_producer(pg::Connection& conn, const ProducerSpec& spec,
                                          const Caller& caller) const;
+  // Several registrations in one call to tally.register_producers (schema/sql/003_*.sql): one
+  // lock, one insert, one commit for all, each decided as register_producer would in turn.
+  // The ids must be distinct. The outer error is the database's (nothing was stored); an inner
+  // one is that request's own ("conflict").
+  Result<std::vector<Result<Registration>>> register_producers(
+      pg::Connection& conn, std::span<const RegistrationRequest> requests) const;
   Result<std::optional<ProducerRecord>> get_producer(pg::Connection& conn, const Uuid& id) const;
   Result<Page<ProducerRecord>> list_producers(pg::Connection& conn, const PageQuery& page,
                                               const std::optional<Uuid>& collector_id) const;
