@@ -54,8 +54,8 @@ struct Segment {
   std::vector<Sample> samples;
   Clock::time_point arrived;                // the first push's arrival
   std::shared_ptr<JournalSegment> journal;  // released once the samples are done
-  bool open = true;       // takes more pushes (only the back one can)
-  bool isolated = false;  // a half of a refused batch, to be written alone
+  bool open = true;                         // takes more pushes (only the back one can)
+  bool isolated = false;                    // a half of a refused batch, to be written alone
 };
 
 // One push, cut into pieces of at most batch_size samples, each encoded as a journal record.
@@ -315,9 +315,8 @@ class Sink::Impl {
     } else {
       for (std::size_t at = 0; at < samples.size(); at += options_.batch_size) {
         const auto first = samples.begin() + static_cast<std::ptrdiff_t>(at);
-        const auto last =
-            samples.begin() +
-            static_cast<std::ptrdiff_t>(std::min(samples.size(), at + options_.batch_size));
+        const auto last = samples.begin() + static_cast<std::ptrdiff_t>(
+                                                std::min(samples.size(), at + options_.batch_size));
         pieces.push_back({{std::make_move_iterator(first), std::make_move_iterator(last)}, {}});
       }
     }
@@ -386,7 +385,8 @@ class Sink::Impl {
     }
     add(counters_.unjournaled, samples);
     if (!journal_failing_.exchange(true)) {
-      log_error("journal_failed", {{"error", s.message()}, {"samples_in_memory_only", str(samples)}});
+      log_error("journal_failed",
+                {{"error", s.message()}, {"samples_in_memory_only", str(samples)}});
     } else {
       log_debug("journal_failed", {{"error", s.message()}});
     }
@@ -509,8 +509,8 @@ class Sink::Impl {
       std::lock_guard lock(mu_);
       in_flight_ = batch.samples.size();
     }
-    auto written = batch.samples.empty() ? Result<WriteStats>(WriteStats{})
-                                         : writer_->write(batch.samples);
+    auto written =
+        batch.samples.empty() ? Result<WriteStats>(WriteStats{}) : writer_->write(batch.samples);
     const auto end = clock_.now();
     const bool refused = !written.ok() && is_data_error(written.status());
     if (written.ok()) count_written(*written, end - start);

@@ -201,9 +201,7 @@ std::string sequence_name(uint64_t sequence, std::string_view suffix) {
 }  // namespace
 
 std::string spool_file_name(uint64_t sequence) { return sequence_name(sequence, kBatchSuffix); }
-std::string journal_file_name(uint64_t sequence) {
-  return sequence_name(sequence, kJournalSuffix);
-}
+std::string journal_file_name(uint64_t sequence) { return sequence_name(sequence, kJournalSuffix); }
 
 std::string encode_record(std::span<const Sample> samples) {
   // The header's room first, then what encode_collect_response writes for one ok item, without
@@ -377,9 +375,9 @@ bool Spool::make_room(uint64_t size) {
 
 namespace {
 Status full_error(uint64_t bytes, uint64_t max_bytes) {
-  return Status::error("spool is full (" + std::to_string(bytes) + " of " +
-                           std::to_string(max_bytes) + " bytes)",
-                       "spool_full");
+  return Status::error(
+      "spool is full (" + std::to_string(bytes) + " of " + std::to_string(max_bytes) + " bytes)",
+      "spool_full");
 }
 }  // namespace
 

@@ -1,14 +1,14 @@
 #include "tally/collector/sink.h"
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
-#include <csignal>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <thread>
 
 #include "sink_fakes.h"

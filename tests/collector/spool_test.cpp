@@ -1,13 +1,13 @@
 #include "tally/collector/spool.h"
 
 #include <doctest/doctest.h>
-
-#include <filesystem>
-#include <fstream>
-#include <csignal>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <iterator>
 
 #include "sink_fakes.h"
@@ -269,9 +269,9 @@ TEST_CASE("journal segments an earlier run left are replayed whole, in sequence 
   const std::string dir = tmp.sub("spool");
   {
     auto spool = open_spool(dir);
-    REQUIRE(spool->save(numbered(0, 2)).ok());                               // 1.batch
-    auto a = journal_with(*spool, {numbered(2, 3), numbered(5, 4)});         // 2.journal
-    auto b = journal_with(*spool, {numbered(9, 1)});                         // 3.journal
+    REQUIRE(spool->save(numbered(0, 2)).ok());                        // 1.batch
+    auto a = journal_with(*spool, {numbered(2, 3), numbered(5, 4)});  // 2.journal
+    auto b = journal_with(*spool, {numbered(9, 1)});                  // 3.journal
     // The process dies here: nothing released, nothing closed cleanly.
   }
   CHECK(files_in(dir) == std::vector<std::string>{"00000000000000000001.batch",
@@ -358,8 +358,7 @@ TEST_CASE("a journal segment whose batch file exists is deleted at open") {
     auto spool = open_spool(dir);
     auto segment = journal_with(*spool, {numbered(0, 4)});
     // As if the process died between writing the batch and deleting the journal file.
-    write_all(dir + "/" + spool_file_name(segment->sequence()),
-              encode_record(numbered(0, 4)));
+    write_all(dir + "/" + spool_file_name(segment->sequence()), encode_record(numbered(0, 4)));
   }
   auto spool = open_spool(dir);
   CHECK(files_in(dir) == std::vector<std::string>{spool_file_name(1)});

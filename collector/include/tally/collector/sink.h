@@ -111,7 +111,7 @@ struct SinkStats {
   uint64_t write_failures = 0;
   uint64_t spool_corrupt_files = 0;
   uint64_t samples_unjournaled = 0;  // queued in memory only: their journal append failed
-  uint64_t queue_depth = 0;  // samples in memory, not counting in_flight
+  uint64_t queue_depth = 0;          // samples in memory, not counting in_flight
   uint64_t in_flight = 0;    // samples the writer holds right now (being written or spooled)
   uint64_t spool_bytes = 0;  // spool files to replay and .corrupt files (see spool.h)
   uint64_t spool_files = 0;

@@ -101,10 +101,10 @@ class JournalSegment {
 
   mutable std::mutex mu_;
   std::condition_variable appended_;
-  int fd_;               // mu_; -1 when the file could not be created (or was closed)
-  uint64_t size_ = 0;    // mu_: bytes of whole records
-  int pending_ = 0;      // mu_: announced appends not done yet
-  bool complete_;        // mu_
+  int fd_;             // mu_; -1 when the file could not be created (or was closed)
+  uint64_t size_ = 0;  // mu_: bytes of whole records
+  int pending_ = 0;    // mu_: announced appends not done yet
+  bool complete_;      // mu_
 };
 
 class Spool {
@@ -170,7 +170,7 @@ class Spool {
   void index(uint64_t sequence, Entry entry);
 
   SpoolOptions options_;
-  std::map<uint64_t, Entry> batches_;       // sequence → file to replay
+  std::map<uint64_t, Entry> batches_;           // sequence → file to replay
   std::map<uint64_t, uint64_t> corrupt_files_;  // sequence → size of "<name>.corrupt"
   std::atomic<uint64_t> next_sequence_{1};
   std::atomic<uint64_t> bytes_{0};
