@@ -363,8 +363,11 @@ class Sink::Impl {
     if (!queue_.empty()) {
       Segment& back = queue_.back();
       if (back.open && back.samples.size() + n <= options_.batch_size) return back;
-      closed = closed || back.open;
-      back.open = false;
+      if (back.open) {
+        closed = true;
+        back.open = false;
+        back.journal->seal();
+      }
     }
     Status error;
     Segment segment;
@@ -396,6 +399,7 @@ class Sink::Impl {
   Segment take() {
     Segment batch = std::move(queue_.front());
     queue_.pop_front();
+    if (batch.open && batch.journal) batch.journal->seal();
     batch.open = false;
     depth_ -= batch.samples.size();
     in_flight_ = batch.samples.size();

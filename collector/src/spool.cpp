@@ -253,8 +253,24 @@ Status JournalSegment::append(std::string_view record) {
     size_ += record.size();
   }
   if (!s.ok()) complete_ = false;
-  if (--pending_ == 0) appended_.notify_all();
+  if (--pending_ == 0) {
+    appended_.notify_all();
+    close_if_sealed();
+  }
   return s;
+}
+
+void JournalSegment::seal() {
+  std::lock_guard lock(mu_);
+  sealed_ = true;
+  close_if_sealed();
+}
+
+void JournalSegment::close_if_sealed() {
+  if (sealed_ && pending_ == 0 && fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
 }
 
 bool JournalSegment::complete() const {
@@ -408,12 +424,18 @@ Result<uint64_t> Spool::promote(JournalSegment& segment) {
   const uint64_t sequence = segment.sequence_;
   const Entry entry{segment.size_, false};
   const std::string final_path = path(sequence, entry);
-  if (::fdatasync(segment.fd_) != 0) return io_error("syncing", segment.path_, errno);
+  // A sealed segment's file is closed already: any descriptor of it can sync it.
+  const int fd =
+      segment.fd_ >= 0 ? segment.fd_ : ::open(segment.path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("opening", segment.path_, errno);
+  const int synced = ::fdatasync(fd) == 0 ? 0 : errno;
+  if (fd != segment.fd_) ::close(fd);
+  if (synced != 0) return io_error("syncing", segment.path_, synced);
   if (::rename(segment.path_.c_str(), final_path.c_str()) != 0) {
     return io_error("renaming", segment.path_, errno);
   }
-  ::close(segment.fd_);
-  segment.fd_ = -1;
+  segment.sealed_ = true;
+  segment.close_if_sealed();
   if (Status d = fsync_dir(options_.dir); !d.ok()) log_warn("spool_sync", {{"error", d.message()}});
   index(sequence, entry);
   return sequence;

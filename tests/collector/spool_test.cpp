@@ -312,6 +312,7 @@ TEST_CASE("save renames a complete journal segment to a batch without writing it
   TempDir tmp;
   auto spool = open_spool(tmp.sub("spool"));
   auto segment = journal_with(*spool, {numbered(0, 4), numbered(4, 4)});
+  segment->seal();  // its file is closed now: the rename opens it again to sync it
   const uint64_t size = fs::file_size(segment->path());
   auto saved = spool->save(numbered(0, 8), segment);
   REQUIRE_MESSAGE(saved.ok(), saved.error());

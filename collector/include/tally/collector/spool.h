@@ -83,6 +83,10 @@ class JournalSegment {
   Status append(std::string_view record);
   // Every append so far reached the file (and the file could be created).
   bool complete() const;
+  // No append will be announced any more (the segment takes no more pushes): the file is closed
+  // as soon as the announced ones are done, so a long queue does not hold a descriptor per
+  // segment. Thread-safe.
+  void seal();
 
   // A refused batch is split into pieces written apart; the file goes when every piece is done.
   // Writer thread only.
@@ -94,6 +98,7 @@ class JournalSegment {
   friend class Spool;
   JournalSegment(uint64_t sequence, std::string path, int fd, Status open_error);
   void wait_for_appends(std::unique_lock<std::mutex>& lock);
+  void close_if_sealed();  // mu_ held
 
   const uint64_t sequence_;
   const std::string path_;
@@ -101,10 +106,11 @@ class JournalSegment {
 
   mutable std::mutex mu_;
   std::condition_variable appended_;
-  int fd_;             // mu_; -1 when the file could not be created (or was closed)
-  uint64_t size_ = 0;  // mu_: bytes of whole records
-  int pending_ = 0;    // mu_: announced appends not done yet
-  bool complete_;      // mu_
+  int fd_;               // mu_; -1 when the file could not be created (or was closed)
+  uint64_t size_ = 0;    // mu_: bytes of whole records
+  int pending_ = 0;      // mu_: announced appends not done yet
+  bool complete_;        // mu_
+  bool sealed_ = false;  // mu_: takes no more appends
 };
 
 class Spool {
