@@ -458,8 +458,10 @@ void Spool::release(const std::shared_ptr<JournalSegment>& segment) {
   if (::unlink(segment->path_.c_str()) != 0 && errno != ENOENT) {
     log_warn("journal_remove", {{"error", io_error("deleting", segment->path_, errno).message()}});
   }
-  if (segment->fd_ >= 0) ::close(segment->fd_);
-  segment->fd_ = -1;
+  // A push may still be appending (its samples were committed before its write(2) ran): its
+  // record goes to the unlinked file, harmlessly, and the descriptor closes after it.
+  segment->sealed_ = true;
+  segment->close_if_sealed();
 }
 
 Result<std::optional<SpoolBatch>> Spool::read_oldest() {

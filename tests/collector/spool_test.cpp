@@ -352,6 +352,19 @@ TEST_CASE("a journal file goes once every piece of its batch is released") {
   CHECK(files_in(spool->dir()).empty());
 }
 
+TEST_CASE("an append that lands after its batch was committed is not a journal failure") {
+  TempDir tmp;
+  auto spool = open_spool(tmp.sub("spool"));
+  auto segment = spool->open_segment();
+  segment->begin_append();  // a push placed its samples, then the writer committed them
+  spool->release(segment);
+  CHECK_FALSE(fs::exists(segment->path()));
+  const Status late = segment->append(encode_record(numbered(0, 2)));
+  CHECK_MESSAGE(late.ok(), late.message());
+  CHECK(segment->complete());
+  CHECK(files_in(spool->dir()).empty());
+}
+
 TEST_CASE("a journal segment whose batch file exists is deleted at open") {
   TempDir tmp;
   const std::string dir = tmp.sub("spool");
