@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -47,18 +48,20 @@ bool is_data_error(const Status& s) {
   return s.code().starts_with("sqlstate_22") || s.code().starts_with("sqlstate_23");
 }
 
-struct Chunk {
+// The samples of one batch-to-be, and the journal segment that holds them on disk. push() packs
+// whole pushes into the back segment up to batch_size samples; the writer takes the front one.
+struct Segment {
   std::vector<Sample> samples;
-  std::size_t offset = 0;  // samples before it were taken already
-  Clock::time_point arrived;
-  bool isolated = false;  // to be written alone (a half of a refused batch)
-  std::size_t size() const { return samples.size() - offset; }
+  Clock::time_point arrived;                // the first push's arrival
+  std::shared_ptr<JournalSegment> journal;  // released once the samples are done
+  bool open = true;                         // takes more pushes (only the back one can)
+  bool isolated = false;                    // a half of a refused batch, to be written alone
 };
 
-struct Batch {
+// One push, cut into pieces of at most batch_size samples, each encoded as a journal record.
+struct Piece {
   std::vector<Sample> samples;
-  Clock::time_point arrived;  // the oldest sample's arrival
-  bool isolated = false;
+  std::string record;
 };
 
 struct AtomicHistogram {
@@ -82,7 +85,7 @@ struct Counters {
   std::atomic<uint64_t> dropped_queue_full{0}, dropped_spool_full{0}, dropped_spool_error{0},
       dropped_stopped{0};
   std::atomic<uint64_t> rejected_unstorable{0}, rejected_database{0};
-  std::atomic<uint64_t> batches{0}, write_failures{0};
+  std::atomic<uint64_t> batches{0}, write_failures{0}, unjournaled{0};
   AtomicHistogram latency;
 };
 
@@ -120,35 +123,56 @@ class Sink::Impl {
   std::size_t push(std::vector<Sample> samples) {
     if (samples.empty()) return 0;
     const auto now = clock_.now();
-    std::unique_lock lock(mu_);
-    if (stopped_) {
-      add(counters_.dropped_stopped, samples.size());
-      return 0;
-    }
-    const std::size_t room =
-        depth_ < options_.max_queue_samples ? options_.max_queue_samples - depth_ : 0;
-    if (samples.size() > room) {
-      const std::size_t dropped = samples.size() - room;
-      samples.erase(samples.begin() + static_cast<std::ptrdiff_t>(room), samples.end());
-      add(counters_.dropped_queue_full, dropped);
-      // One line per episode, not per push: a full queue can last.
-      if (!queue_full_logged_) {
-        queue_full_logged_ = true;
-        log_warn("sink_queue_full", {{"dropped", str(dropped)},
-                                     {"max_queue_samples", str(options_.max_queue_samples)}});
+    // Encoding is the journal's main cost: done here, on the pushing thread, outside the lock.
+    std::vector<Piece> pieces = cut(std::move(samples));
+    struct Append {
+      std::shared_ptr<JournalSegment> journal;
+      const std::string* record;
+      std::size_t samples;
+    };
+    std::vector<Append> appends;
+    std::size_t n = 0;
+    {
+      std::unique_lock lock(mu_);
+      std::size_t offered = 0;
+      for (const Piece& p : pieces) offered += p.samples.size();
+      if (stopped_) {
+        add(counters_.dropped_stopped, offered);
+        return 0;
       }
-      if (samples.empty()) return 0;
-    } else {
-      queue_full_logged_ = false;
+      const std::size_t room =
+          depth_ < options_.max_queue_samples ? options_.max_queue_samples - depth_ : 0;
+      if (offered > room) {
+        drop_beyond(pieces, room, offered - room);
+        if (pieces.empty()) return 0;
+      } else {
+        queue_full_logged_ = false;
+      }
+      const bool was_empty = depth_ == 0;
+      bool closed = false;
+      for (Piece& p : pieces) {
+        Segment& segment = place(p.samples.size(), now, closed);
+        const std::size_t k = p.samples.size();
+        if (segment.samples.empty()) {
+          segment.samples = std::move(p.samples);
+        } else {
+          segment.samples.insert(segment.samples.end(), std::make_move_iterator(p.samples.begin()),
+                                 std::make_move_iterator(p.samples.end()));
+        }
+        segment.journal->begin_append();
+        appends.push_back({segment.journal, &p.record, k});
+        n += k;
+      }
+      depth_ += n;
+      add(counters_.queued, n);
+      if (waiting_ && (was_empty || closed || depth_ > options_.spool_above_samples)) {
+        cv_.notify_one();
+      }
     }
-    const std::size_t n = samples.size();
-    const bool was_empty = depth_ == 0;
-    queue_.push_back(Chunk{std::move(samples), 0, now, false});
-    depth_ += n;
-    add(counters_.queued, n);
-    if (waiting_ &&
-        (was_empty || depth_ >= options_.batch_size || depth_ > options_.spool_above_samples)) {
-      cv_.notify_one();
+    // The write(2)s happen without the lock: the writer may already be writing these samples
+    // to Postgres (then a journal record is not needed: at worst it is replayed once more).
+    for (const Append& a : appends) {
+      journal_result(a.journal->append(*a.record), a.samples);
     }
     return n;
   }
@@ -196,6 +220,7 @@ class Sink::Impl {
     s.rejected_database = counters_.rejected_database.load();
     s.batches_written = counters_.batches.load();
     s.write_failures = counters_.write_failures.load();
+    s.samples_unjournaled = counters_.unjournaled.load();
     s.spool_corrupt_files = spool_->corrupt_files();
     s.spool_bytes = spool_->bytes();
     s.spool_files = spool_->files();
@@ -224,7 +249,7 @@ class Sink::Impl {
     const bool spool_excess =
         pg_unusable && depth_ > options_.spool_above_samples && now >= spool_retry_at_;
     if (depth_ > 0 && (spool_all || spool_excess)) {
-      Batch batch = take(options_.batch_size);
+      Segment batch = take();
       lock.unlock();
       spool(std::move(batch));
       return true;
@@ -238,7 +263,7 @@ class Sink::Impl {
     }
     if (depth_ == 0) return false;
     if (!stopping_ && !ready(now)) return false;
-    Batch batch = take(options_.batch_size);
+    Segment batch = take();
     lock.unlock();
     write(std::move(batch));
     return true;
@@ -253,8 +278,9 @@ class Sink::Impl {
   // mu_ held.
   bool ready(Clock::time_point now) const {
     if (depth_ == 0) return false;
-    return depth_ >= options_.batch_size || queue_.front().isolated ||
-           now >= queue_.front().arrived + options_.batch_interval;
+    const Segment& front = queue_.front();
+    return !front.open || front.isolated || front.samples.size() >= options_.batch_size ||
+           now >= front.arrived + options_.batch_interval;
   }
 
   // mu_ held.
@@ -280,60 +306,137 @@ class Sink::Impl {
     return due;
   }
 
-  // Takes up to `max` samples from the front of the queue into one batch (group commit): whole
-  // chunks are moved, not copied; an isolated chunk is always a batch of its own. mu_ held.
-  Batch take(std::size_t max) {
-    Batch batch;
-    batch.arrived = queue_.front().arrived;
-    if (queue_.front().isolated) {
-      Chunk& c = queue_.front();
-      batch.isolated = true;
-      batch.samples = std::move(c.samples);
-      queue_.pop_front();
-    }
-    while (!batch.isolated && batch.samples.size() < max && !queue_.empty() &&
-           !queue_.front().isolated) {
-      Chunk& c = queue_.front();
-      const std::size_t want = max - batch.samples.size();
-      if (batch.samples.empty() && c.offset == 0 && c.size() <= want) {
-        batch.samples = std::move(c.samples);
-        queue_.pop_front();
-        continue;
+  // A push cut into pieces of at most batch_size samples (most pushes are one piece), each
+  // encoded as a journal record. No lock held.
+  std::vector<Piece> cut(std::vector<Sample> samples) const {
+    std::vector<Piece> pieces;
+    if (samples.size() <= options_.batch_size) {
+      pieces.push_back({std::move(samples), {}});
+    } else {
+      for (std::size_t at = 0; at < samples.size(); at += options_.batch_size) {
+        const auto first = samples.begin() + static_cast<std::ptrdiff_t>(at);
+        const auto last = samples.begin() + static_cast<std::ptrdiff_t>(
+                                                std::min(samples.size(), at + options_.batch_size));
+        pieces.push_back({{std::make_move_iterator(first), std::make_move_iterator(last)}, {}});
       }
-      const std::size_t n = std::min(want, c.size());
-      auto first = c.samples.begin() + static_cast<std::ptrdiff_t>(c.offset);
-      batch.samples.insert(batch.samples.end(), std::make_move_iterator(first),
-                           std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
-      c.offset += n;
-      if (c.size() == 0) queue_.pop_front();
     }
+    for (Piece& p : pieces) p.record = encode_record(p.samples);
+    return pieces;
+  }
+
+  // Keeps the first `room` samples of a push that does not fit and counts the rest as dropped:
+  // `spool_error` while the disk refuses the spool (that is why memory is full), else
+  // `queue_full`. mu_ held; a piece cut in two is encoded again (only when dropping).
+  void drop_beyond(std::vector<Piece>& pieces, std::size_t room, std::size_t dropped) {
+    std::size_t kept = 0;
+    std::size_t i = 0;
+    while (i < pieces.size() && kept + pieces[i].samples.size() <= room) {
+      kept += pieces[i++].samples.size();
+    }
+    if (i < pieces.size() && kept < room) {
+      Piece& p = pieces[i++];
+      p.samples.resize(room - kept);
+      p.record = encode_record(p.samples);
+    }
+    pieces.resize(i);
+    const char* reason = "queue_full";
+    if (spool_failing_) {
+      reason = "spool_error";
+      // Counted as queued and then dropped, like the samples stop() cannot spool: see SinkStats.
+      add(counters_.queued, dropped);
+      add(counters_.dropped_spool_error, dropped);
+    } else {
+      add(counters_.dropped_queue_full, dropped);
+    }
+    // One line per episode, not per push: a full queue can last.
+    if (!queue_full_logged_) {
+      queue_full_logged_ = true;
+      log_warn("sink_queue_full", {{"dropped", str(dropped)},
+                                   {"reason", reason},
+                                   {"max_queue_samples", str(options_.max_queue_samples)}});
+    }
+  }
+
+  // The segment a piece of `n` samples goes into: the back one while it takes pushes and has
+  // room, else a new one (and a new journal file). mu_ held.
+  Segment& place(std::size_t n, Clock::time_point now, bool& closed) {
+    if (!queue_.empty()) {
+      Segment& back = queue_.back();
+      if (back.open && back.samples.size() + n <= options_.batch_size) return back;
+      if (back.open) {
+        closed = true;
+        back.open = false;
+        back.journal->seal();
+      }
+    }
+    Status error;
+    Segment segment;
+    segment.arrived = now;
+    segment.journal = spool_->open_segment(&error);
+    if (!error.ok()) journal_result(error, 0);
+    queue_.push_back(std::move(segment));
+    return queue_.back();
+  }
+
+  // Counts and logs (once per episode) what the journal could not hold. Any thread.
+  void journal_result(const Status& s, std::size_t samples) {
+    if (s.ok()) {
+      if (journal_failing_.load(std::memory_order_relaxed) && journal_failing_.exchange(false)) {
+        log_info("journal_recovered", {{"dir", spool_->dir()}});
+      }
+      return;
+    }
+    add(counters_.unjournaled, samples);
+    if (!journal_failing_.exchange(true)) {
+      log_error("journal_failed",
+                {{"error", s.message()}, {"samples_in_memory_only", str(samples)}});
+    } else {
+      log_debug("journal_failed", {{"error", s.message()}});
+    }
+  }
+
+  // The front segment, whole: one batch. It takes no more pushes. mu_ held.
+  Segment take() {
+    Segment batch = std::move(queue_.front());
+    queue_.pop_front();
+    if (batch.open && batch.journal) batch.journal->seal();
+    batch.open = false;
     depth_ -= batch.samples.size();
     in_flight_ = batch.samples.size();
     return batch;
   }
 
-  // Puts samples back at the front of the queue (they are older than everything queued). mu_ held.
-  void put_back(std::vector<Sample> samples, Clock::time_point arrived, bool isolated) {
-    depth_ += samples.size();
-    queue_.push_front(Chunk{std::move(samples), 0, arrived, isolated});
+  // Puts a batch back at the front of the queue (it is older than everything queued). mu_ held.
+  void put_back(Segment batch) {
+    depth_ += batch.samples.size();
+    batch.open = false;
+    queue_.push_front(std::move(batch));
   }
 
   // A batch Postgres refused for its data: its halves go back to be written alone, and a single
-  // sample is rejected. mu_ held.
-  void split_refused(std::vector<Sample> samples, Clock::time_point arrived, const Status& error) {
-    if (samples.size() == 1) {
+  // sample is rejected. The journal file stays until both halves are done. mu_ held.
+  void split_refused(Segment batch, const Status& error) {
+    if (batch.samples.size() == 1) {
+      const Sample& s = batch.samples[0];
       add(counters_.rejected_database, 1);
-      log_warn("sample_refused", {{"timeseries", samples[0].timeseries_name()},
-                                  {"timestamp", format_rfc3339(samples[0].timestamp)},
+      log_warn("sample_refused", {{"timeseries", s.timeseries_name()},
+                                  {"timestamp", format_rfc3339(s.timestamp)},
                                   {"error", error.message()}});
+      spool_->release(batch.journal);
       return;
     }
+    std::vector<Sample>& samples = batch.samples;
     const auto middle = samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2);
-    std::vector<Sample> second(std::make_move_iterator(middle),
-                               std::make_move_iterator(samples.end()));
+    Segment second{{std::make_move_iterator(middle), std::make_move_iterator(samples.end())},
+                   batch.arrived,
+                   batch.journal,
+                   false,
+                   true};
     samples.erase(middle, samples.end());
-    put_back(std::move(second), arrived, true);
-    put_back(std::move(samples), arrived, true);
+    if (batch.journal) batch.journal->add_piece();
+    batch.isolated = true;
+    put_back(std::move(second));
+    put_back(std::move(batch));
   }
 
   // Postgres did not take a write: back off before the next attempt. mu_ held.
@@ -371,11 +474,16 @@ class Sink::Impl {
     }
   }
 
-  void write(Batch batch) {
+  void write(Segment batch) {
     const auto start = clock_.now();
     auto written = writer_->write(batch.samples);
     const auto end = clock_.now();
-    if (written.ok()) count_written(*written, end - start);
+    if (written.ok()) {
+      count_written(*written, end - start);
+      // Committed: its journal file goes. If the process dies just before this, the batch is
+      // replayed again — the one-batch duplicate window.
+      spool_->release(batch.journal);
+    }
     std::lock_guard lock(mu_);
     in_flight_ = 0;
     if (written.ok()) {
@@ -384,10 +492,10 @@ class Sink::Impl {
     }
     add(counters_.write_failures, 1);
     if (is_data_error(written.status())) {
-      split_refused(std::move(batch.samples), batch.arrived, written.status());
+      split_refused(std::move(batch), written.status());
       return;
     }
-    put_back(std::move(batch.samples), batch.arrived, batch.isolated);
+    put_back(std::move(batch));
     mark_down(end, written.status());
   }
 
@@ -405,7 +513,8 @@ class Sink::Impl {
       std::lock_guard lock(mu_);
       in_flight_ = batch.samples.size();
     }
-    auto written = writer_->write(batch.samples);
+    auto written =
+        batch.samples.empty() ? Result<WriteStats>(WriteStats{}) : writer_->write(batch.samples);
     const auto end = clock_.now();
     const bool refused = !written.ok() && is_data_error(written.status());
     if (written.ok()) count_written(*written, end - start);
@@ -423,47 +532,66 @@ class Sink::Impl {
     } else if (refused) {
       // These samples now reach Postgres after the rest of the spool: the one exception to
       // "oldest first", for a batch that could never be written whole.
-      split_refused(std::move(batch.samples), start, written.status());
+      split_refused(Segment{std::move(batch.samples), start, nullptr, false, false},
+                    written.status());
     } else {
       mark_down(end, written.status());
     }
   }
 
-  void spool(Batch batch) {
-    auto appended = spool_->append(batch.samples);
+  void spool(Segment batch) {
+    auto saved = spool_->save(batch.samples, batch.journal);
     const auto now = clock_.now();
     std::lock_guard lock(mu_);
     in_flight_ = 0;
     const uint64_t n = batch.samples.size();
-    if (appended.ok()) {
+    if (saved.ok()) {
       add(counters_.spooled, n);
       spool_backoff_ = std::chrono::milliseconds(0);
       spool_full_logged_ = false;
-      log_debug("batch_spooled", {{"sequence", str(*appended)}, {"samples", str(n)}});
+      if (spool_failing_) {
+        spool_failing_ = false;
+        log_info("spool_recovered", {{"dir", spool_->dir()}});
+      }
+      log_debug("batch_spooled", {{"sequence", str(*saved)}, {"samples", str(n)}});
       return;
     }
-    if (appended.status().code() == "spool_full") {
+    if (saved.status().code() == "spool_full") {
       add(counters_.dropped_spool_full, n);
       if (!spool_full_logged_) {
         spool_full_logged_ = true;
-        log_error("spool_full_dropping", {{"samples", str(n)}, {"error", appended.error()}});
+        log_error("spool_full_dropping", {{"samples", str(n)}, {"error", saved.error()}});
       }
+      spool_->release(batch.journal);  // dropped: a restart must not bring them back
       return;
     }
     if (stopping_) {
+      if (batch.journal && batch.journal->whole() && batch.journal->complete()) {
+        // Its journal file holds it whole: left for the next start, which replays it.
+        add(counters_.spooled, n);
+        log_warn("journal_left", {{"file", batch.journal->path()}, {"error", saved.error()}});
+        return;
+      }
       add(counters_.dropped_spool_error, n);
-      log_error("spool_failed_dropping", {{"samples", str(n)}, {"error", appended.error()}});
+      log_error("spool_failed_dropping", {{"samples", str(n)}, {"error", saved.error()}});
+      spool_->release(batch.journal);
       return;
     }
     // Keep the batch in memory and try the disk again later; if that keeps failing the queue
-    // fills up and push() counts what it cannot take.
+    // fills up and push() counts what it cannot take (reason spool_error).
     spool_backoff_ = spool_backoff_.count() == 0
                          ? options_.min_backoff
                          : std::min(spool_backoff_ * 2, options_.max_backoff);
     spool_retry_at_ = now + spool_backoff_;
-    put_back(std::move(batch.samples), batch.arrived, batch.isolated);
-    log_error("spool_failed",
-              {{"error", appended.error()}, {"retry_in", format_duration(spool_backoff_)}});
+    put_back(std::move(batch));
+    if (!spool_failing_) {
+      spool_failing_ = true;
+      log_error("spool_failed",
+                {{"error", saved.error()}, {"retry_in", format_duration(spool_backoff_)}});
+    } else {
+      log_debug("spool_failed",
+                {{"error", saved.error()}, {"retry_in", format_duration(spool_backoff_)}});
+    }
   }
 
   void loop() {
@@ -498,7 +626,7 @@ class Sink::Impl {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Chunk> queue_;                     // mu_
+  std::deque<Segment> queue_;                   // mu_
   std::size_t depth_ = 0;                       // mu_: samples in queue_
   std::size_t in_flight_ = 0;                   // mu_
   bool up_ = true;                              // mu_: optimistic until a write fails
@@ -511,6 +639,8 @@ class Sink::Impl {
   bool stopped_ = false;                        // mu_
   bool queue_full_logged_ = false;              // mu_
   bool spool_full_logged_ = false;              // mu_
+  bool spool_failing_ = false;                  // mu_: the last spool attempt failed
+  std::atomic<bool> journal_failing_{false};    // the last journal append failed
 
   std::mutex stop_mu_;  // serialises stop() callers
   std::thread thread_;

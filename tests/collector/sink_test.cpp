@@ -1,7 +1,10 @@
 #include "tally/collector/sink.h"
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -146,11 +149,12 @@ TEST_CASE("group commit: one write takes everything pending, up to batch_size") 
   Sink& sink = f.open();
   for (int i = 0; i < 7; ++i) sink.push(numbered(i * 3, 3));  // 21 samples in 7 pushes
   f.drain();
-  // Two full batches straight away (pushes split across them), then the last one on time.
-  CHECK(f.writer->sizes() == std::vector<std::size_t>{10, 10});
+  // Pushes are not split across batches (each is one journal record): a batch is full when the
+  // next push does not fit. Two batches straight away, then the last one on time.
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{9, 9});
   f.clock.advance(1s);
   f.drain();
-  CHECK(f.writer->sizes() == std::vector<std::size_t>{10, 10, 1});
+  CHECK(f.writer->sizes() == std::vector<std::size_t>{9, 9, 3});
   CHECK(f.writer->written() == range(0, 21));
 }
 
@@ -179,12 +183,12 @@ TEST_CASE("while Postgres is down memory stays bounded: the excess is spooled") 
   CHECK(s.queue_depth == 15);
   CHECK(s.samples_spooled == 0);  // what fits in memory stays there
 
-  sink.push(numbered(15, 30));  // 45 queued, 20 may stay
+  sink.push(numbered(15, 30));  // 45 queued in batches of 10, 5, 10, 10, 10; 20 may stay
   f.drain();
   s = sink.stats();
-  CHECK(s.samples_spooled == 30);
+  CHECK(s.samples_spooled == 25);
   CHECK(s.spool_files == 3);
-  CHECK(s.queue_depth == 15);
+  CHECK(s.queue_depth == 20);
   CHECK(s.write_failures == 1);  // no new attempt before the backoff ran out
   check_counts_add_up(s);
 }
@@ -269,7 +273,7 @@ TEST_CASE("at spool_max_bytes batches are dropped and counted, and nothing break
   {
     // The size of one spooled batch of 10.
     auto probe = Spool::open({f.dir.sub("probe"), 1 << 30}).value();
-    REQUIRE(probe->append(numbered(0, 10)).ok());
+    REQUIRE(probe->save(numbered(0, 10)).ok());
     f.options.spool.max_bytes = probe->bytes() * 2 + probe->bytes() / 2;
   }
   Sink& sink = f.open();
@@ -484,6 +488,123 @@ TEST_CASE("with its thread the sink writes and stops on its own") {
   std::vector<int64_t> expected = range(0, 1000);
   for (int64_t i = 10000; i < 10003; ++i) expected.push_back(i);
   CHECK(written == expected);
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Runs `body` in a child process that then kills itself with SIGKILL, as a crash would.
+template <class Body>
+void in_killed_child(Body body) {
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    body();
+    raise(SIGKILL);
+    _exit(1);  // not reached
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE(WTERMSIG(status) == SIGKILL);
+}
+
+TEST_CASE("what push() accepted survives a kill: the next sink replays the journal") {
+  Fixture f;
+  in_killed_child([&] {
+    Sink& sink = f.open();
+    sink.push(numbered(0, 25));  // batches of 10, 10, 5
+    sink.run_once();             // 0…9 committed: their journal file goes
+    sink.push(numbered(25, 3));  // joins 20…24
+  });
+  CHECK(files_in(f.options.spool.dir) ==
+        std::vector<std::string>{journal_file_name(2), journal_file_name(3)});
+  Sink& sink = f.open();
+  CHECK(sink.stats().spool_files == 2);
+  f.drain();
+  CHECK(f.writer->written() == range(10, 18));  // all of it, none twice
+  CHECK(sink.stats().samples_replayed == 18);
+  CHECK(fs::is_empty(f.options.spool.dir));
+}
+
+TEST_CASE("killed right after a commit, that one batch is replayed again and no more") {
+  // Commits the first batch, then commits the second and dies before the sink hears of it.
+  class CommitThenDie final : public BatchWriter {
+   public:
+    Result<WriteStats> write(std::span<const Sample> batch) override {
+      if (++writes == 2) raise(SIGKILL);
+      WriteStats s;
+      s.samples_written = batch.size();
+      return s;
+    }
+    int writes = 0;
+  };
+  Fixture f;
+  in_killed_child([&] {
+    auto sink = Sink::open(f.options, std::make_unique<CommitThenDie>(), f.clock).value();
+    sink->push(numbered(0, 25));
+    while (sink->run_once()) {
+    }
+  });
+  Sink& sink = f.open();
+  f.drain();
+  f.clock.advance(1s);
+  f.drain();
+  // 0…19 were committed by the killed one; 10…19 come again: one batch, batch_size at most.
+  CHECK(f.writer->written() == range(10, 15));
+}
+
+TEST_CASE("a journal that cannot be written leaves the samples in memory, counted, and recovers") {
+  Fixture f;
+  Sink& sink = f.open();
+  fs::remove_all(f.options.spool.dir);  // every journal write fails (as on a full disk)
+  sink.push(numbered(0, 5));
+  CHECK(sink.stats().samples_unjournaled == 5);
+  CHECK(sink.stats().samples_queued == 5);
+  fs::create_directories(f.options.spool.dir);
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->written() == range(0, 5));
+
+  sink.push(numbered(5, 5));  // a new segment, and the journal works again
+  CHECK(sink.stats().samples_unjournaled == 5);
+  CHECK(files_in(f.options.spool.dir).size() == 1);
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->written() == range(0, 10));
+  CHECK(fs::is_empty(f.options.spool.dir));
+  check_counts_add_up(sink.stats());
+}
+
+TEST_CASE("while the disk refuses the spool, what memory cannot hold is dropped as spool_error") {
+  Fixture f;
+  Sink& sink = f.open();
+  f.set_down(true);
+  fs::remove_all(f.options.spool.dir);
+  CHECK(sink.push(numbered(0, 100)) == 100);
+  f.drain();  // the write fails, spooling fails: everything stays in memory
+  CHECK(sink.stats().queue_depth == 100);
+  CHECK(sink.push(numbered(100, 10)) == 0);
+  SinkStats s = sink.stats();
+  CHECK(s.dropped_spool_error == 10);
+  CHECK(s.dropped_queue_full == 0);
+  check_counts_add_up(s);
+
+  fs::create_directories(f.options.spool.dir);  // space is back
+  f.clock.advance(100ms);
+  f.drain();
+  s = sink.stats();
+  CHECK(s.samples_spooled == 80);
+  CHECK(s.queue_depth == 20);
+  check_counts_add_up(s);
+  f.set_down(false);
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->written() == range(0, 100));
 }
 
 }  // namespace

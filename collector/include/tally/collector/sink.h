@@ -9,9 +9,16 @@
 //   sink->stop();                              // SIGTERM: flush (or spool), then join
 //
 // - push() appends to a bounded in-memory queue (max_queue_samples); what does not fit is dropped
-//   and counted (dropped_queue_full).
-// - The writer takes everything pending, up to batch_size samples, into one write (group commit)
-//   as soon as batch_size samples are queued or the oldest queued sample has waited batch_interval.
+//   and counted (dropped_queue_full, or dropped_spool_error while the disk refuses the spool).
+// - The queue is journaled: push() packs whole pushes into segments of at most batch_size
+//   samples and appends each push to its segment's file under the spool directory with one
+//   write(2) (no fsync), so what push() accepted survives the process being killed. A segment's
+//   file is deleted when its batch is committed and becomes a spool file when its batch is
+//   spooled; the next start replays the segments an earlier run left. A journal that cannot be
+//   written (disk full) leaves the samples in memory only: counted (samples_unjournaled), logged
+//   once per episode.
+// - The writer takes the oldest segment as one write (group commit: every push packed into it)
+//   as soon as it is full or its oldest sample has waited batch_interval.
 // - When a write fails because Postgres is unreachable, the batch goes back to the front of the
 //   queue and the writer retries with a capped exponential backoff. Meanwhile (and while the spool
 //   is being replayed) it moves the oldest queued samples, a batch at a time, to the on-disk spool
@@ -25,7 +32,8 @@
 //   (rejected_database) and logged. Samples CopyWriter finds unstorable are counted
 //   (rejected_unstorable).
 // - At most one batch may be stored twice: the one whose COMMIT outcome was lost with the
-//   connection, or the spool file whose batch committed just before the process was killed.
+//   connection, or the journal segment or spool file whose batch committed just before the
+//   process was killed.
 #pragma once
 
 #include <array>
@@ -85,7 +93,8 @@ struct LatencyHistogram {
 // left from an earlier run, whenever the writer is between two steps (always after stop()):
 //   samples_queued == samples_stored + rejected_* + dropped_spool_full + dropped_spool_error
 //                     + queue_depth + in_flight + (samples_spooled - samples_replayed)
-// where the last term is what the spool holds (including files later found corrupt).
+// where the last term is what the spool holds (including files later found corrupt). Samples
+// push() drops for spool_error count as queued too (queue_full and stopped ones do not).
 struct SinkStats {
   uint64_t samples_queued = 0;    // accepted by push()
   uint64_t samples_stored = 0;    // rows written to Postgres, from the queue or the spool
@@ -93,16 +102,18 @@ struct SinkStats {
   uint64_t samples_replayed = 0;  // read back out of spool files (then stored or rejected)
   uint64_t dropped_queue_full = 0;
   uint64_t dropped_spool_full = 0;
-  uint64_t dropped_spool_error = 0;
+  uint64_t dropped_spool_error = 0;  // the disk refused the spool: at stop(), or push() with
+                                     // memory full meanwhile
   uint64_t dropped_stopped = 0;
   uint64_t rejected_unstorable = 0;
   uint64_t rejected_database = 0;
   uint64_t batches_written = 0;
   uint64_t write_failures = 0;
   uint64_t spool_corrupt_files = 0;
-  uint64_t queue_depth = 0;  // samples in memory, not counting in_flight
+  uint64_t samples_unjournaled = 0;  // queued in memory only: their journal append failed
+  uint64_t queue_depth = 0;          // samples in memory, not counting in_flight
   uint64_t in_flight = 0;    // samples the writer holds right now (being written or spooled)
-  uint64_t spool_bytes = 0;
+  uint64_t spool_bytes = 0;  // spool files to replay and .corrupt files (see spool.h)
   uint64_t spool_files = 0;
   bool database_up = true;  // false from a failed write (or connect) until the next success
   LatencyHistogram insert_latency;
@@ -110,7 +121,8 @@ struct SinkStats {
 
 class Sink {
  public:
-  // Opens the spool (batches an earlier run left there are replayed first). Code "spool_io" when
+  // Opens the spool (batches and journal segments an earlier run left there are replayed first,
+  // oldest first). Code "spool_io" when
   // the spool directory cannot be created or read. `clock` must outlive the sink.
   static Result<std::unique_ptr<Sink>> open(SinkOptions options,
                                             std::unique_ptr<BatchWriter> writer,
@@ -122,8 +134,9 @@ class Sink {
   // Starts the writer thread. Without it nothing is written until run_once() is called.
   void start();
 
-  // Thread-safe; takes a short lock and never waits for I/O. Queues as many samples as fit
-  // (in order) and returns how many; the rest are dropped and counted.
+  // Thread-safe. Queues as many samples as fit (in order) and returns how many; the rest are
+  // dropped and counted. Encodes the samples for the journal, takes a short lock, then appends
+  // them to the journal (one write(2) per batch_size samples, into the page cache: no fsync).
   std::size_t push(std::vector<Sample> samples);
 
   // Flushes and joins: queued samples are written if Postgres is up and the spool is empty, else
