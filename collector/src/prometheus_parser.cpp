@@ -35,6 +35,10 @@ struct Series {
   std::vector<std::pair<std::string, double>> quantiles;
 };
 
+Status too_many_samples(std::size_t max_samples) {
+  return Status::error("more than " + std::to_string(max_samples) + " samples", "too_many_samples");
+}
+
 Status error_at(std::size_t line_no, const std::string& message) {
   return Status::error("line " + std::to_string(line_no) + ": " + message, "decode");
 }
@@ -286,6 +290,9 @@ Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Times
     const std::string id = series_id(family, labels);
     auto [it, inserted] = series_index.try_emplace(id, series.size());
     if (inserted) {
+      // Every series becomes at least one sample, so a response with too many series is refused
+      // here, before a hostile one makes us hold millions of them.
+      if (series.size() >= max_samples) return too_many_samples(max_samples);
       Series fresh;
       fresh.family = family;
       fresh.kind = kind;
@@ -331,10 +338,7 @@ Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Times
   };
 
   auto emit = [&](const Series& s, std::string metric_name, Fields fields, Datum datum) -> Status {
-    if (out.size() >= max_samples) {
-      return Status::error("more than " + std::to_string(max_samples) + " samples",
-                           "too_many_samples");
-    }
+    if (out.size() >= max_samples) return too_many_samples(max_samples);
     Sample sample;
     sample.target = Target{source_.target_name, target_fields};
     sample.metric = Metric{std::move(metric_name), std::move(fields)};
