@@ -1,0 +1,281 @@
+// Security end to end: the collector dials only addresses inside allowed_networks; names from
+// producers never reach SQL (rejected when decoded) while field values with SQL in them are
+// stored and read back verbatim; and no secret (database password, token) shows up in the logs
+// or /metrics of tally-registry and tally-collector, even when things go wrong.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cerrno>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "e2e_support.h"
+#include "support/test_db.h"
+#include "tally/common/collect_json.h"
+#include "tally/common/sha256.h"
+
+using namespace tally;
+using namespace tally::test;
+namespace json = boost::json;
+
+namespace {
+
+uint64_t failures(const json::value& producer, const std::string& reason) {
+  if (producer.is_null()) return 0;
+  const json::object& f = producer.at("counts").at("failures").as_object();
+  const auto it = f.find(reason);
+  return it == f.end() ? 0 : it->value().to_number<uint64_t>();
+}
+
+// A listening socket on 127.0.0.1 that never accepts: whoever dials it completes a handshake
+// the kernel queues, so an empty queue proves nobody connected.
+class Listener {
+ public:
+  Listener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(fd_, 16) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~Listener() { close(fd_); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Whether a connection is waiting to be accepted.
+  bool connected_to() {
+    const int fd = accept(fd_, nullptr, nullptr);
+    if (fd < 0) {
+      CHECK(errno == EAGAIN);
+      return false;
+    }
+    close(fd);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("security: producers outside allowed_networks are refused and never dialled") {
+  TestDatabase db;
+  RegistryProcess registry(db.url());
+  Listener registered_target;
+  Listener static_target;
+  const std::string registered_id = "5ec00000-0000-4000-8000-000000000001";
+  const std::string static_id = "5ec00000-0000-4000-8000-000000000002";
+  TempDir state;
+  CollectorProcess collector(collector_yaml(
+      db.url(), state.path(),
+      "registry: {url: \"" + registry.url() +
+          "\", heartbeat_interval: 200ms, refresh_interval: 200ms}\n"
+          "collection: {allowed_networks: [10.0.0.0/8, \"fd00::/8\"]}\n"
+          "static_producers:\n"
+          "  - {id: " +
+          static_id + ", address: \"" + static_target.address() + "\", interval: 200ms}\n"));
+  // Registered once the collector is live, so it is assigned to it.
+  REQUIRE(eventually([&] {
+    return call("POST", registry.url() + "/v1/producers",
+                "{\"id\":\"" + registered_id + "\",\"address\":\"" + registered_target.address() +
+                    "\",\"interval_ms\":200}")
+               .status == 201;
+  }));
+  for (const std::string& id : {registered_id, static_id}) {
+    CAPTURE(id);
+    json::value view;
+    REQUIRE_MESSAGE(eventually([&] {
+                      view = collector.producer(id);
+                      return failures(view, "forbidden") >= 2;
+                    }),
+                    json::serialize(view) << "\n"
+                                          << collector.log());
+    CHECK(view.at("counts").at("failures").as_object().size() == 1);
+    CHECK(view.at("counts").at("successes").to_number<uint64_t>() == 0);
+    const std::string message(view.at("last_failure").at("message").as_string());
+    CHECK_MESSAGE(message.find("outside allowed_networks") != std::string::npos, message);
+  }
+  CHECK_FALSE(registered_target.connected_to());
+  CHECK_FALSE(static_target.connected_to());
+  CHECK(collector.metric("tally_collector_failures_total", "reason=\"forbidden\"") >= 4.0);
+}
+
+namespace {
+
+// One sample of `<target>:<metric>` with one string field `field` = `value`, as producer JSON.
+json::object sample_json(const std::string& target, const std::string& metric,
+                         const std::string& field, const std::string& value, double datum) {
+  json::object fields;
+  fields[field] =
+      json::object{{"name", field}, {"value", json::object{{"type", "string"}, {"value", value}}}};
+  return json::object{
+      {"timeseries_name", target + ":" + metric},
+      {"timeseries_version", 1},
+      {"target", json::object{{"name", target}, {"fields", json::object{}}}},
+      {"metric", json::object{{"name", metric}, {"fields", std::move(fields)}}},
+      {"measurement", json::object{{"timestamp", format_rfc3339(tally::now())},
+                                   {"datum", json::object{{"type", "f64"}, {"datum", datum}}}}}};
+}
+
+std::string collect_body(json::array samples) {
+  return json::serialize(json::array{json::object{{"status", "ok"}, {"info", std::move(samples)}}});
+}
+
+// Names a producer might send to get text into SQL, or just to break things.
+std::vector<std::string> hostile_names() {
+  return {"a'b",
+          "a\"b",
+          "a;b",
+          "\"; DROP TABLE sentinel; --",
+          "x'); DROP TABLE sentinel; --",
+          "back\\slash",
+          "new\nline",
+          std::string("nul\0byte", 8),
+          "ünïcödé",
+          "名前",
+          "a b",
+          "Upper",
+          "-dash",
+          "",
+          std::string(10 * 1024, 'a')};  // matches the pattern, 10 KB long
+}
+
+}  // namespace
+
+TEST_CASE("security: hostile timeseries and field names are rejected when decoded") {
+  for (const std::string& name : hostile_names()) {
+    CAPTURE(name.substr(0, 40));
+    const std::string places[][3] = {
+        {name, "m", "f"},  // target name
+        {"t", name, "f"},  // metric name
+        {"t", "m", name},  // field name
+    };
+    for (const auto& [target, metric, field] : places) {
+      const std::string body =
+          collect_body(json::array{sample_json(target, metric, field, "v", 1)});
+      auto decoded = decode_collect_response(body);
+      REQUIRE_FALSE(decoded.ok());
+      CHECK(decoded.status().code() == "decode");
+      // The message says which rule was broken.
+      const std::string& message = decoded.error();
+      CHECK_MESSAGE((message.find("must match") != std::string::npos ||
+                     message.find("longer than") != std::string::npos),
+                    message.substr(0, 300));
+    }
+  }
+}
+
+TEST_CASE(
+    "security: a producer sending SQL in names fails decode and nothing reaches the "
+    "database") {
+  TestDatabase db;
+  db.scalar("CREATE TABLE sentinel (x int); SELECT 1");
+  std::vector<std::string> names = hostile_names();
+  FakeProducer producer([&](const HttpRequest&) {
+    json::array samples;
+    samples.push_back(sample_json("sec_ok", "reading", "v", "fine", 1));
+    for (const std::string& name : names) samples.push_back(sample_json("t", "m", name, "v", 2));
+    return HttpResponse::json(200, collect_body(std::move(samples)));
+  });
+  const std::string id = "5ec00000-0000-4000-8000-000000000003";
+  TempDir state;
+  CollectorProcess collector(collector_yaml(db.url(), state.path(),
+                                            "static_producers:\n  - {id: " + id + ", address: \"" +
+                                                producer.address() + "\", interval: 200ms}\n"));
+  json::value view;
+  REQUIRE(eventually([&] {
+    view = collector.producer(id);
+    return failures(view, "decode") >= 2;
+  }));
+  CHECK(view.at("counts").at("successes").to_number<uint64_t>() == 0);
+  CHECK(std::string(view.at("last_failure").at("message").as_string()).find("must match") !=
+        std::string::npos);
+  CHECK(query_scalar(db.url(), "SELECT count(*) FROM sentinel") == "0");
+  CHECK(query_scalar(db.url(), "SELECT count(*) FROM tally.timeseries") == "0");
+  CHECK(query_scalar(db.url(),
+                     "SELECT count(*) FROM tally.timeseries_schema WHERE "
+                     "timeseries_name NOT LIKE 'tally_collector:%'") == "0");
+}
+
+namespace {
+
+// Field values with SQL, COPY and shell syntax in them: stored as they are.
+std::vector<std::string> hostile_values() {
+  return {"'; DROP TABLE sentinel; --",
+          "\"; DROP TABLE sentinel; --",
+          "Robert'); DROP TABLE sentinel;--",
+          "$$; DROP TABLE sentinel; $$",
+          "$1",
+          "back\\slash\\",
+          "\\N",
+          "\\.",
+          "tab\there",
+          "new\nline\r\n",
+          "a=b!=c",
+          "%s%n%x",
+          "ünïcödé 名前 🚀",
+          "",
+          std::string(10 * 1024, '\'')};
+}
+
+}  // namespace
+
+TEST_CASE("security: field values with SQL in them are stored verbatim and queried back equal") {
+  TestDatabase db;
+  db.scalar("CREATE TABLE sentinel (x int); SELECT 1");
+  const std::vector<std::string> values = hostile_values();
+  FakeProducer producer([&](const HttpRequest&) {
+    json::array samples;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      samples.push_back(sample_json("sec_values", "reading", "v", values[i], double(i)));
+    }
+    return HttpResponse::json(200, collect_body(std::move(samples)));
+  });
+  const std::string id = "5ec00000-0000-4000-8000-000000000004";
+  TempDir state;
+  CollectorProcess collector(collector_yaml(db.url(), state.path(),
+                                            "static_producers:\n  - {id: " + id + ", address: \"" +
+                                                producer.address() + "\", interval: 200ms}\n"));
+  const std::string view_sql = "SELECT v, datum FROM tally_ts.\"sec_values:reading\"";
+  REQUIRE_MESSAGE(eventually([&] {
+                    return query_scalar(db.url(),
+                                        "SELECT count(DISTINCT timeseries_key) FROM "
+                                        "tally.timeseries WHERE timeseries_name = "
+                                        "'sec_values:reading'") == std::to_string(values.size());
+                  }),
+                  collector.log());
+  // Through the view: every value once, with its own datum.
+  std::map<std::string, std::set<std::string>> stored;
+  for (const auto& row : query_rows(db.url(), view_sql)) stored[row[0]].insert(row[1]);
+  REQUIRE(stored.size() == values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    CAPTURE(values[i].substr(0, 40));
+    REQUIRE(stored.count(values[i]) == 1);
+    CHECK(stored[values[i]] == std::set<std::string>{std::to_string(i)});
+  }
+  CHECK(query_scalar(db.url(), "SELECT count(*) FROM sentinel") == "0");
+
+  // Through tallyctl query --where: the value is a bound parameter, one series matches.
+  for (const std::string& value : values) {
+    CAPTURE(value.substr(0, 40));
+    const CommandResult r = tallyctl("", {"query", "sec_values:reading", "--db", db.url(),
+                                          "--where", "v=" + value, "--format", "json"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const json::value out = json::parse(r.out);
+    REQUIRE(out.as_array().size() == 1);
+    CHECK(out.at(0).at("fields").at("v").as_string() == value);
+  }
+  CHECK(query_scalar(db.url(), "SELECT count(*) FROM sentinel") == "0");
+}
