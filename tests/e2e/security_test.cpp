@@ -13,12 +13,14 @@
 #include <cerrno>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "e2e_support.h"
 #include "support/test_db.h"
 #include "tally/common/collect_json.h"
+#include "tally/common/pg.h"
 #include "tally/common/sha256.h"
 
 using namespace tally;
@@ -133,9 +135,11 @@ std::string collect_body(json::array samples) {
   return json::serialize(json::array{json::object{{"status", "ok"}, {"info", std::move(samples)}}});
 }
 
-// Names a producer might send to get text into SQL, or just to break things.
+// Names a producer might send to get text into SQL, or just to break things. The collector logs
+// the first one it meets: a forged log line with a terminal escape.
 std::vector<std::string> hostile_names() {
-  return {"a'b",
+  return {"cr\r2026-01-01T00:00:00Z error forged_event \x1b[2J",
+          "a'b",
           "a\"b",
           "a;b",
           "\"; DROP TABLE sentinel; --",
@@ -202,6 +206,15 @@ TEST_CASE(
   CHECK(view.at("counts").at("successes").to_number<uint64_t>() == 0);
   CHECK(std::string(view.at("last_failure").at("message").as_string()).find("must match") !=
         std::string::npos);
+  // The names are in the log, escaped: no line of their own, no terminal escapes.
+  const std::string log = collector.log();
+  CHECK(log.find("decode") != std::string::npos);
+  CHECK(log.find('\r') == std::string::npos);
+  CHECK(log.find('\x1b') == std::string::npos);
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    CHECK_MESSAGE(line.starts_with("20"), line.substr(0, 200));
+  }
   CHECK(query_scalar(db.url(), "SELECT count(*) FROM sentinel") == "0");
   CHECK(query_scalar(db.url(), "SELECT count(*) FROM tally.timeseries") == "0");
   CHECK(query_scalar(db.url(),
@@ -278,4 +291,196 @@ TEST_CASE("security: field values with SQL in them are stored verbatim and queri
     CHECK(out.at(0).at("fields").at("v").as_string() == value);
   }
   CHECK(query_scalar(db.url(), "SELECT count(*) FROM sentinel") == "0");
+}
+
+TEST_CASE("security: redact_url hides every password form libpq accepts") {
+  const std::pair<std::string, std::string> cases[] = {
+      {"postgresql://tally:s3cret@db:5432/tally", "postgresql://tally:***@db:5432/tally"},
+      {"postgres://tally:s3cret@db/tally?sslmode=require",
+       "postgres://tally:***@db/tally?sslmode=require"},
+      {"postgresql://tally:s3/cret@db/tally", "postgresql://tally:***@db/tally"},
+      {"postgresql://tally@db/tally?password=s3cret&sslpassword=s3cret2",
+       "postgresql://tally@db/tally?password=***&sslpassword=***"},
+      {"postgresql://db:5432/tally?application_name=a@b",
+       "postgresql://db:5432/tally?application_name=a@b"},
+      {"host=db password=s3cret dbname=tally", "host=db password=*** dbname=tally"},
+      {"host=db password = s3cret dbname=tally", "host=db password = *** dbname=tally"},
+      {"host=db password='s3 cr\\'et' dbname=tally", "host=db password=*** dbname=tally"},
+      {"password=a password=b", "password=*** password=***"},
+      {"host=db dbname=tally", "host=db dbname=tally"},
+  };
+  for (const auto& [url, redacted] : cases) {
+    CAPTURE(url);
+    CHECK(pg::redact_url(url) == redacted);
+  }
+}
+
+namespace {
+
+// A login role with a password on the test cluster (which trusts every local login, so the
+// password is never checked: it only has to be in the URLs the daemons get), dropped at the end.
+class PasswordRole {
+ public:
+  PasswordRole(std::string name, std::string password)
+      : name_(std::move(name)), password_(std::move(password)) {
+    admin().exec("CREATE ROLE " + name_ + " LOGIN SUPERUSER PASSWORD '" + password_ + "'");
+  }
+  ~PasswordRole() { admin().exec("DROP ROLE IF EXISTS " + name_); }
+  // `url` (postgresql://postgres@…) with this role and its password as the user.
+  std::string url_for(const std::string& url) const {
+    const std::string user = "://postgres@";
+    const std::size_t at = url.find(user);
+    REQUIRE_MESSAGE(at != std::string::npos, url);
+    return url.substr(0, at) + "://" + name_ + ":" + password_ + "@" + url.substr(at + user.size());
+  }
+
+ private:
+  static pg::Connection& admin() {
+    static std::unique_ptr<pg::Connection> conn = [] {
+      auto c = pg::Connection::open(server_url());
+      REQUIRE_MESSAGE(c.ok(), c.error());
+      return std::move(*c);
+    }();
+    return *conn;
+  }
+  std::string name_;
+  std::string password_;
+};
+
+}  // namespace
+
+TEST_CASE("security: passwords and tokens never appear in logs or /metrics, errors included") {
+  const std::string tag = Uuid::random().to_string().substr(0, 8);
+  // Every secret is unique to this run, so finding one anywhere is a leak, not a coincidence.
+  const std::string db_password = "DbPw" + tag + "Secret";
+  const std::string unreachable_password = "DownPw" + tag + "Secret";
+  const std::string discovered_password = "DiscPw" + tag + "Secret";
+  const std::string admin_token = "AdminTok" + tag + "Secret";
+  const std::string producer_token = "ProdTok" + tag + "Secret";
+  const std::string collector_token = "CollTok" + tag + "Secret";
+  const std::string wrong_token = "WrongTok" + tag + "Secret";
+  const std::string discovery_token = "DiscTok" + tag + "Secret";
+  const std::vector<std::string> secrets = {db_password, unreachable_password, discovered_password,
+                                            admin_token, producer_token,       collector_token,
+                                            wrong_token, discovery_token};
+
+  PasswordRole role("tally_leak_" + tag, db_password);
+  TestDatabase db;
+  const std::string url = role.url_for(db.url());
+  const std::string unreachable =
+      "postgresql://tally:" + unreachable_password + "@127.0.0.1:1/tally?connect_timeout=1";
+  TempDir files;
+  const std::string collector_token_file = files.write("collector.token", collector_token + "\n");
+  const std::string wrong_token_file = files.write("wrong.token", wrong_token + "\n");
+  const std::string discovery_token_file = files.write("discovery.token", discovery_token + "\n");
+
+  RegistryProcess registry(url,
+                           "auth:\n  tokens:\n"
+                           "    - {name: root, role: admin, sha256: " +
+                               to_hex(sha256(admin_token)) +
+                               "}\n"
+                               "    - {name: app, role: producer, sha256: " +
+                               to_hex(sha256(producer_token)) +
+                               "}\n"
+                               "    - {name: coll, role: collector, token_file: " +
+                               collector_token_file + "}\n");
+  // pgstats discovery hands out a URL with a password in it (for a server that is not there).
+  FakeProducer discovery([&](const HttpRequest& r) {
+    if (r.header("authorization") != "Bearer " + discovery_token) {
+      return HttpResponse::error(401, "unauthorized", "no");
+    }
+    return HttpResponse::json(200, "[{\"name\": \"discovered\", \"url\": \"postgresql://mon:" +
+                                       discovered_password + "@127.0.0.1:1/postgres\"}]");
+  });
+  const std::string monitoring =
+      "postgres_monitoring:\n  interval: 200ms\n  query_timeout: 1s\n  targets:\n"
+      "    static:\n"
+      "      - {name: main, url: \"" +
+      url +
+      "\"}\n"
+      "      - {name: down, url: \"" +
+      unreachable +
+      "\"}\n"
+      "    api: {url: \"http://" +
+      discovery.address() + "/targets\", token_file: " + discovery_token_file +
+      ", refresh_interval: 200ms}\n";
+  const auto registry_yaml = [&](const std::string& token_file) {
+    return "registry: {url: \"" + registry.url() + "\", token_file: " + token_file +
+           ", heartbeat_interval: 200ms, refresh_interval: 200ms}\n";
+  };
+  TempDir state, wrong_state;
+  CollectorProcess collector(
+      collector_yaml(url, state.path(), registry_yaml(collector_token_file) + monitoring));
+  CollectorProcess refused(
+      collector_yaml(url, wrong_state.path(), registry_yaml(wrong_token_file)));
+
+  // Refusals of every kind at the registry.
+  for (const std::string& token : {wrong_token, producer_token, std::string()}) {
+    CHECK(call("POST", registry.url() + "/v1/collectors",
+               "{\"id\":\"" + Uuid::random().to_string() + "\",\"address\":\"127.0.0.1:1\"}", token)
+              .status >= 400);
+    CHECK(call("GET", registry.url() + "/v1/producers", "", token).status >= 400);
+  }
+  CHECK(call("POST", registry.url() + "/v1/producers", "{not json", admin_token).status == 400);
+  // tallyctl with a wrong token, and with a database URL that has a password and no server.
+  const CommandResult ctl_token =
+      tallyctl(registry.url(), {"--token", wrong_token, "producer", "list"});
+  CHECK(ctl_token.exit_code == 1);
+  const CommandResult ctl_db = tallyctl(registry.url(), {"--db", unreachable, "schema", "list"});
+  CHECK(ctl_db.exit_code == 1);
+  // A registry whose database is down.
+  TempDir down_dir;
+  ChildProcess down_registry({TALLY_REGISTRY_PATH, "--config",
+                              down_dir.write("registry.yaml",
+                                             "listen: 127.0.0.1:0\n"
+                                             "database: {url: \"" +
+                                                 unreachable + "\"}\n"),
+                              "--log-level", "debug"},
+                             down_dir.path());
+
+  // Wait until each error has happened and been logged.
+  REQUIRE_MESSAGE(eventually([&] { return refused.log().find("401") != std::string::npos; }),
+                  refused.log());
+  REQUIRE_MESSAGE(
+      eventually([&] {
+        const std::string log = collector.log();
+        return log.find("down") != std::string::npos &&
+               log.find("discovered") != std::string::npos &&
+               collector.metric("tally_collector_registry_heartbeats_total").value_or(0) > 0;
+      }),
+      collector.log());
+  REQUIRE(eventually(
+      [&] { return down_registry.stderr_text().find("127.0.0.1:1") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return collector.metric("tally_collector_pgstats_connect_errors_total", "target=\"down\"")
+                   .value_or(0) > 0 &&
+           collector.metric("tally_collector_pgstats_connect_errors_total", "target=\"discovered\"")
+                   .value_or(0) > 0;
+  }));
+
+  const std::vector<std::pair<std::string, std::string>> outputs = {
+      {"registry log", registry.log()},
+      {"registry /metrics", call("GET", registry.url() + "/metrics").body},
+      {"collector log", collector.log()},
+      {"collector /metrics", collector.get("/metrics").body},
+      {"collector /producers", collector.get("/producers").body},
+      {"collector /healthz", collector.get("/healthz").body},
+      {"refused collector log", refused.log()},
+      {"registry without database log", down_registry.stderr_text()},
+      {"tallyctl (wrong token)", ctl_token.out + ctl_token.err},
+      {"tallyctl (database down)", ctl_db.out + ctl_db.err},
+  };
+  for (const auto& [where, text] : outputs) {
+    CAPTURE(where);
+    CHECK(!text.empty());
+    for (const std::string& secret : secrets) {
+      CAPTURE(secret);
+      const std::size_t at = text.find(secret);
+      CHECK_MESSAGE(at == std::string::npos,
+                    "leaked: …" << text.substr(at < 200 ? 0 : at - 200, 400) << "…");
+    }
+  }
+  // The URLs were logged, redacted, so the test did look at messages that name them.
+  CHECK(collector.log().find(":***@") != std::string::npos);
+  CHECK(down_registry.stderr_text().find(":***@") != std::string::npos);
 }
