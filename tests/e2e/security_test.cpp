@@ -22,6 +22,7 @@
 #include "tally/common/collect_json.h"
 #include "tally/common/pg.h"
 #include "tally/common/sha256.h"
+#include "tally/schema/views.h"
 
 using namespace tally;
 using namespace tally::test;
@@ -291,6 +292,27 @@ TEST_CASE("security: field values with SQL in them are stored verbatim and queri
     CHECK(out.at(0).at("fields").at("v").as_string() == value);
   }
   CHECK(query_scalar(db.url(), "SELECT count(*) FROM sentinel") == "0");
+}
+
+TEST_CASE("security: a field name quoted into SQL stays a literal under any string setting") {
+  // Names are validated before they are stored, so this is the second line of defence: a name
+  // written into tally.timeseries_schema by hand still only ever names a field.
+  TestDatabase db;
+  auto conn = db.connect();
+  for (const std::string& name : hostile_names()) {
+    if (name.find('\0') != std::string::npos) continue;  // not a Postgres text at all
+    CAPTURE(name.substr(0, 40));
+    const std::string expr = schema::field_sql_expr("t", name, FieldType::kString);
+    for (const char* setting : {"on", "off"}) {
+      CAPTURE(setting);
+      REQUIRE(conn->exec(std::string("SET standard_conforming_strings = ") + setting).ok());
+      auto rows = conn->exec("SELECT " + expr + " FROM (SELECT jsonb_build_object($1::text, " +
+                                 "'found'::text) AS fields) t",
+                             {name});
+      REQUIRE_MESSAGE(rows.ok(), rows.error());
+      CHECK(rows->get(0, 0) == "found");
+    }
+  }
 }
 
 TEST_CASE("security: redact_url hides every password form libpq accepts") {
