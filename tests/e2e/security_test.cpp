@@ -339,6 +339,14 @@ TEST_CASE("security: redact_url hides every password form libpq accepts") {
 
 namespace {
 
+// The test cluster's `url` (postgresql://postgres@…) with another user (and password).
+std::string url_with_user(const std::string& url, const std::string& userinfo) {
+  const std::string user = "://postgres@";
+  const std::size_t at = url.find(user);
+  REQUIRE_MESSAGE(at != std::string::npos, url);
+  return url.substr(0, at) + "://" + userinfo + "@" + url.substr(at + user.size());
+}
+
 // A login role with a password on the test cluster (which trusts every local login, so the
 // password is never checked: it only has to be in the URLs the daemons get), dropped at the end.
 class PasswordRole {
@@ -350,10 +358,7 @@ class PasswordRole {
   ~PasswordRole() { admin().exec("DROP ROLE IF EXISTS " + name_); }
   // `url` (postgresql://postgres@…) with this role and its password as the user.
   std::string url_for(const std::string& url) const {
-    const std::string user = "://postgres@";
-    const std::size_t at = url.find(user);
-    REQUIRE_MESSAGE(at != std::string::npos, url);
-    return url.substr(0, at) + "://" + name_ + ":" + password_ + "@" + url.substr(at + user.size());
+    return url_with_user(url, name_ + ":" + password_);
   }
 
  private:
@@ -505,4 +510,94 @@ TEST_CASE("security: passwords and tokens never appear in logs or /metrics, erro
   // The URLs were logged, redacted, so the test did look at messages that name them.
   CHECK(collector.log().find(":***@") != std::string::npos);
   CHECK(down_registry.stderr_text().find(":***@") != std::string::npos);
+}
+
+namespace {
+
+// A file of this repository, by its path from the top.
+std::string repository_file(const std::string& path) {
+  const std::string here = __FILE__;
+  const std::string text = read_text_file(here.substr(0, here.rfind("/tests/e2e/")) + "/" + path);
+  REQUIRE_MESSAGE(!text.empty(), path);
+  return text;
+}
+
+// Runs `sql` as `role` on the superuser connection `conn`; the error message ("" if it worked).
+std::string error_as(pg::Connection& conn, const std::string& role, const std::string& sql) {
+  REQUIRE(conn.exec("SET ROLE " + role).ok());
+  auto r = conn.exec(sql);
+  REQUIRE(conn.exec("RESET ROLE").ok());
+  return r.ok() ? "" : r.error();
+}
+
+}  // namespace
+
+TEST_CASE("operations: the daemons work under the least-privileged roles of tools/systemd") {
+  TestDatabase db;
+  auto admin = db.connect();
+  const auto run = [&](const std::string& path) {
+    auto r = admin->exec(repository_file(path));
+    REQUIRE_MESSAGE(r.ok(), path << ": " << r.error());
+  };
+  run("tools/systemd/roles.sql");
+  // The migrations, applied by the owner as docs/operations.md says: one start of tally-registry.
+  {
+    RegistryProcess owner(url_with_user(db.url(), "tally_owner"));
+    REQUIRE(owner.stop() == 0);
+  }
+  CHECK(query_scalar(db.url(),
+                     "SELECT tableowner FROM pg_tables WHERE schemaname = 'tally' "
+                     "AND tablename = 'producers'") == "tally_owner");
+  run("tools/systemd/grants.sql");
+
+  RegistryProcess registry(url_with_user(db.url(), "tally_registry"));
+  CounterProducer producer("sec_grants", 3);
+  TempDir state;
+  CollectorProcess collector(collector_yaml(url_with_user(db.url(), "tally_collector"),
+                                            state.path(),
+                                            "registry: {url: \"" + registry.url() +
+                                                "\", heartbeat_interval: 200ms, "
+                                                "refresh_interval: 200ms}\n"));
+  const std::string id = Uuid::random().to_string();
+  REQUIRE(eventually([&] {
+    return call("POST", registry.url() + "/v1/producers",
+                "{\"id\":\"" + id + "\",\"address\":\"" + producer.address() +
+                    "\",\"interval_ms\":200}")
+               .status == 201;
+  }));
+  // Registered, assigned, collected, its schema and series stored, its samples copied in.
+  REQUIRE_MESSAGE(eventually([&] {
+                    return query_scalar(db.url(),
+                                        "SELECT count(*) FROM tally.measurements_cumulative_u64 m "
+                                        "JOIN tally.timeseries t USING (timeseries_key) WHERE "
+                                        "t.timeseries_name = 'sec_grants:ticks'") != "0";
+                  }),
+                  collector.log());
+  CHECK(collector.producer(id).at("counts").at("successes").to_number<uint64_t>() > 0);
+  // A reader sees the series through its view.
+  CHECK(error_as(*admin, "tally_reader", "SELECT count(*) FROM tally_ts.\"sec_grants:ticks\"") ==
+        "");
+  // And no role can do more than its part.
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"tally_registry", "SELECT count(*) FROM tally.timeseries"},
+      {"tally_registry", "SELECT count(*) FROM tally.measurements_cumulative_u64"},
+      {"tally_registry", "DROP TABLE tally.collectors"},
+      {"tally_collector", "DELETE FROM tally.producers"},
+      {"tally_collector", "DELETE FROM tally.schema_migrations"},
+      {"tally_collector", "DROP TABLE tally.timeseries"},
+      {"tally_reader", "INSERT INTO tally.timeseries_schema (timeseries_name) VALUES ('x')"},
+      {"tally_reader", "SELECT count(*) FROM tally.producers"},
+  };
+  for (const auto& [role, sql] : refused) {
+    CAPTURE(role + ": " + sql);
+    const std::string error = error_as(*admin, role, sql);
+    CHECK_MESSAGE((error.find("permission denied") != std::string::npos ||
+                   error.find("must be owner") != std::string::npos),
+                  error);
+  }
+  // The collector's own upkeep (partitions, views, its own samples at stop) met no refusal.
+  REQUIRE(collector.stop() == 0);
+  CHECK_MESSAGE(collector.log().find("permission denied") == std::string::npos, collector.log());
+  CHECK(registry.log().find("permission denied") == std::string::npos);
+  run("tools/systemd/grants.sql");  // idempotent, also with the collector's partitions in place
 }
