@@ -20,6 +20,7 @@
 #include "e2e_support.h"
 #include "support/test_db.h"
 #include "tally/common/collect_json.h"
+#include "tally/common/http_client.h"
 #include "tally/common/pg.h"
 #include "tally/common/sha256.h"
 #include "tally/schema/views.h"
@@ -312,6 +313,27 @@ TEST_CASE("security: a field name quoted into SQL stays a literal under any stri
       REQUIRE_MESSAGE(rows.ok(), rows.error());
       CHECK(rows->get(0, 0) == "found");
     }
+  }
+}
+
+TEST_CASE("security: the registry and the collector API refuse oversized requests") {
+  TestDatabase db;
+  RegistryProcess registry(db.url());
+  TempDir state;
+  CollectorProcess collector(collector_yaml(db.url(), state.path()));
+  const std::string big_body = "{\"id\":\"" + std::string(100 * 1024, 'x') + "\"}";
+  const HttpHeaders big_header = {{"X-Filler", std::string(32 * 1024, 'y')}};
+  for (const std::string& base : {registry.url(), collector.url()}) {
+    CAPTURE(base);
+    const std::string path = base == registry.url() ? "/v1/producers" : "/producers";
+    auto body = http_request({}, "POST", base + path, big_body);
+    REQUIRE_MESSAGE(body.ok(), body.error());
+    CHECK(body->status == 413);
+    auto header = http_request({}, "GET", base + "/healthz", "", big_header);
+    REQUIRE_MESSAGE(header.ok(), header.error());
+    CHECK(header->status == 431);
+    // Still serving.
+    CHECK(call("GET", base + "/healthz").status == 200);
   }
 }
 
