@@ -375,9 +375,12 @@ class PasswordRole {
  public:
   PasswordRole(std::string name, std::string password)
       : name_(std::move(name)), password_(std::move(password)) {
-    admin().exec("CREATE ROLE " + name_ + " LOGIN SUPERUSER PASSWORD '" + password_ + "'");
+    auto created =
+        admin().exec("CREATE ROLE " + name_ + " LOGIN SUPERUSER PASSWORD '" + password_ + "'");
+    REQUIRE_MESSAGE(created.ok(), created.error());
   }
-  ~PasswordRole() { admin().exec("DROP ROLE IF EXISTS " + name_); }
+  // Best effort: a role left behind in the throwaway cluster harms no other test.
+  ~PasswordRole() { (void)admin().exec("DROP ROLE IF EXISTS " + name_); }
   // `url` (postgresql://postgres@…) with this role and its password as the user.
   std::string url_for(const std::string& url) const {
     return url_with_user(url, name_ + ":" + password_);

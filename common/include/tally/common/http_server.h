@@ -44,11 +44,11 @@ struct HttpServerOptions {
   // interval (10 s), so a collector's connection is not closed just as it sends its next poll.
   std::chrono::milliseconds idle_timeout{75'000};
   int max_requests_per_connection = 1000;  // then the connection is closed; 0 = no limit
+  bool keep_alive = true;                  // false: one request per connection
+  std::string server_name = "tally";       // the Server header
   // Connections open at once; one more is closed as soon as it is accepted, so a flood of idle
   // or slow clients cannot take every file descriptor of the daemon. 0 = no limit.
   int max_connections = 10'000;
-  bool keep_alive = true;                  // false: one request per connection
-  std::string server_name = "tally";       // the Server header
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
