@@ -58,6 +58,10 @@ struct Series {
   std::vector<std::pair<std::string_view, double>> quantiles;
 };
 
+Status too_many_samples(std::size_t max_samples) {
+  return Status::error("more than " + std::to_string(max_samples) + " samples", "too_many_samples");
+}
+
 Status error_at(std::size_t line_no, const std::string& message) {
   return Status::error("line " + std::to_string(line_no) + ": " + message, "decode");
 }
@@ -564,6 +568,9 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
       bool inserted;
       std::tie(n, inserted) = index.find_or_insert(id, series.size());
       if (inserted) {
+        // Every series becomes at least one sample, so a response with too many series is
+        // refused here, before a hostile one makes us hold millions of them.
+        if (series.size() >= max_samples) return too_many_samples(max_samples);
         Series& fresh = series.emplace_back();
         fresh.family = family;
         fresh.kind = r.kind;
@@ -626,10 +633,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
   };
 
   auto emit = [&](const Series& s, std::string metric_name, Fields fields, Datum datum) -> Status {
-    if (out.size() >= max_samples) {
-      return Status::error("more than " + std::to_string(max_samples) + " samples",
-                           "too_many_samples");
-    }
+    if (out.size() >= max_samples) return too_many_samples(max_samples);
     Sample& sample = out.emplace_back();
     sample.target = Target{source_.target_name, target_fields};
     sample.metric = Metric{std::move(metric_name), std::move(fields)};

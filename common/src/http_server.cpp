@@ -68,6 +68,7 @@ struct HttpServer::Impl {
   void on_accept(error_code ec, tcp::socket socket);
   void add_session(Session* s, const std::shared_ptr<Session>& sp);
   void remove_session(Session* s);
+  bool over_connection_limit();
 
   const HttpServerOptions options;
   const HttpHandler handler;
@@ -79,6 +80,7 @@ struct HttpServer::Impl {
   std::mutex sessions_mu;
   std::condition_variable sessions_cv;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  bool refusing = false;  // over max_connections since the last accepted connection
 
   net::io_context ioc{1};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -300,8 +302,27 @@ void HttpServer::Impl::on_accept(error_code ec, tcp::socket socket) {
     });
     return;
   }
-  std::make_shared<Session>(*this, std::move(socket))->start();
+  if (over_connection_limit()) {
+    error_code ignored;
+    socket.close(ignored);
+  } else {
+    std::make_shared<Session>(*this, std::move(socket))->start();
+  }
   do_accept();
+}
+
+// Called on the acceptor's strand, the only place sessions are added.
+bool HttpServer::Impl::over_connection_limit() {
+  std::lock_guard lock(sessions_mu);
+  const bool over = options.max_connections > 0 &&
+                    sessions.size() >= static_cast<std::size_t>(options.max_connections);
+  // One line per episode, not per connection: a flood must not flood the log too.
+  if (over && !refusing) {
+    log_warn("http_connection_limit",
+             {{"max_connections", std::to_string(options.max_connections)}});
+  }
+  refusing = over;
+  return over;
 }
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace tally::pg {
@@ -135,21 +136,40 @@ std::string Connection::quote_identifier(std::string_view name) const {
 int Connection::server_version() const { return PQserverVersion(conn_); }
 
 std::string redact_url(std::string_view url) {
-  // postgresql://user:password@host → postgresql://user:***@host; key=value: password=***.
+  // postgresql://user:password@host → postgresql://user:***@host. libpq ends the user info at
+  // the first '@' or '/'; a '/' in a password is an error there, but the message must not show
+  // the password either, so this looks as far as the query.
   std::string out(url);
   const std::size_t scheme = out.find("://");
   if (scheme != std::string::npos) {
-    const std::size_t at = out.find('@', scheme + 3);
-    const std::size_t colon = out.find(':', scheme + 3);
-    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+    const std::size_t start = scheme + 3;
+    const std::size_t at = out.find('@', start);
+    const std::size_t colon = out.find(':', start);
+    if (at < out.find('?', start) && colon < at) {
       out.replace(colon + 1, at - colon - 1, "***");
     }
   }
-  const std::size_t pw = out.find("password=");
-  if (pw != std::string::npos) {
-    std::size_t end = out.find_first_of(" &", pw);
-    if (end == std::string::npos) end = out.size();
-    out.replace(pw + 9, end - pw - 9, "***");
+  // Every password parameter (sslpassword too): "?password=…&…", "password=… …" and
+  // "password = '…'" (key=value strings quote values with spaces, escaping ' and \ with \).
+  for (std::size_t pos = 0; (pos = out.find("password", pos)) != std::string::npos;) {
+    std::size_t value = pos + 8;
+    while (value < out.size() && out[value] == ' ') ++value;
+    if (value == out.size() || out[value] != '=') {
+      pos = value;
+      continue;
+    }
+    ++value;
+    while (value < out.size() && out[value] == ' ') ++value;
+    std::size_t end = value;
+    if (end < out.size() && out[end] == '\'') {
+      for (++end; end < out.size() && out[end] != '\''; end += out[end] == '\\' ? 2 : 1) {
+      }
+      end = std::min(end + 1, out.size());
+    } else {
+      end = std::min(out.find_first_of(" &", value), out.size());
+    }
+    out.replace(value, end - value, "***");
+    pos = value + 3;
   }
   return out;
 }

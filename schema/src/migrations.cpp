@@ -36,7 +36,11 @@ class MigrationLock {
 };
 
 Result<std::set<int>> applied_versions(pg::Connection& conn) {
-  {
+  // A least-privileged role (docs/operations.md) may create nothing, not even IF NOT EXISTS
+  // (the privilege is checked first): only a database without the table gets the DDL.
+  auto present = conn.exec("SELECT to_regclass('tally.schema_migrations') IS NOT NULL");
+  if (!present.ok()) return present.status().with_context("looking for tally.schema_migrations");
+  if (present->get(0, 0) != "t") {
     auto tx = Transaction::begin(conn);
     if (!tx.ok()) return tx.status();
     // IF NOT EXISTS prints a notice when the objects exist; keep stderr for real events.

@@ -36,13 +36,15 @@ uint64_t fnv1a64(std::string_view s) {
   return h;
 }
 
-// A SQL string literal. The names quoted here match the name rules (no quotes, no
-// backslashes), so doubling quotes is all the escaping a standard_conforming_strings server
-// needs; it is done anyway.
+// A SQL string literal, right whatever the server's standard_conforming_strings says: quotes
+// doubled, and a text with a backslash written as E'…' with the backslashes doubled too. The
+// names quoted here match the name rules (no quotes, no backslashes) when the collector stored
+// them, but a row written by hand into tally.timeseries_schema must not become SQL either.
 std::string literal(std::string_view s) {
-  std::string out = "'";
+  const bool backslash = s.find('\\') != std::string_view::npos;
+  std::string out = backslash ? "E'" : "'";
   for (char c : s) {
-    if (c == '\'') out += '\'';
+    if (c == '\'' || (backslash && c == '\\')) out += c;
     out += c;
   }
   out += '\'';

@@ -3,16 +3,19 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "support/test_db.h"
 #include "tally/common/http_client.h"
 #include "tally/common/http_server.h"
 
@@ -94,6 +97,19 @@ class RawConnection {
   bool closed_by_peer() {
     char buf[64];
     return pending_.empty() && ::recv(fd_, buf, sizeof buf, 0) == 0;
+  }
+
+  // Whether the server closes (or resets) the connection within `wait`, without a byte sent.
+  bool closed_within(std::chrono::milliseconds wait) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
+    char buf[64];
+    return ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT) <= 0;
+  }
+
+  // send() that reports a closed connection instead of failing the test.
+  bool try_send(const std::string& data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
   }
 
  private:
@@ -236,6 +252,75 @@ TEST_CASE("the connection closes after max_requests_per_connection") {
   conn.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(conn.read_response().find("Connection: close") != std::string::npos);
   CHECK(conn.closed_by_peer());
+}
+
+TEST_CASE("a request header over header_limit gets 431 and the connection closes") {
+  HttpServerOptions options;
+  options.header_limit = 1024;
+  HttpServer server(options, echo);
+  REQUIRE(server.start().ok());
+  RawConnection conn(server.port());
+  conn.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2048, 'a') + "\r\n\r\n");
+  const std::string response = conn.read_response();
+  CHECK(response.starts_with("HTTP/1.1 431"));
+  CHECK(response.find(R"("error":"header_too_large")") != std::string::npos);
+  CHECK(conn.closed_by_peer());
+  // A header under the limit on a new connection is served.
+  CHECK(http_request({}, "GET", url(server, "/ok")).ok());
+}
+
+TEST_CASE("slowloris: a request trickling in is cut off at request_timeout, not per byte") {
+  HttpServerOptions options;
+  options.request_timeout = std::chrono::milliseconds(300);
+  std::atomic<int> handled{0};
+  HttpServer server(options, [&](const HttpRequest&) {
+    ++handled;
+    return HttpResponse::text(200, "ok");
+  });
+  REQUIRE(server.start().ok());
+  RawConnection conn(server.port());
+  conn.send("GET / HTTP/1.1\r\n");
+  // A header line every 50 ms keeps every single read well inside the timeout; only a deadline
+  // for the whole request ends this. Bounded so a broken server fails instead of hanging.
+  bool cut_off = false;
+  for (int i = 0; i < 400 && !cut_off; ++i) {
+    cut_off = conn.closed_within(std::chrono::milliseconds(50)) ||
+              !conn.try_send("X-" + std::to_string(i) + ": y\r\n");
+  }
+  CHECK(cut_off);
+  CHECK(handled == 0);
+}
+
+TEST_CASE("an idle connection is closed after idle_timeout") {
+  HttpServerOptions options;
+  options.idle_timeout = std::chrono::milliseconds(200);
+  HttpServer server(options, echo);
+  REQUIRE(server.start().ok());
+  RawConnection conn(server.port());
+  CHECK(conn.closed_by_peer());  // blocks until the server hangs up (5 s at most)
+}
+
+TEST_CASE("connections beyond max_connections are closed on accept, later ones served") {
+  HttpServerOptions options;
+  options.max_connections = 2;
+  HttpServer server(options, [](const HttpRequest& r) { return HttpResponse::text(200, r.path); });
+  REQUIRE(server.start().ok());
+  auto first = std::make_unique<RawConnection>(server.port());
+  RawConnection second(server.port());
+  // Both are sessions once they have been served.
+  for (RawConnection* c : {first.get(), &second}) {
+    c->send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(c->read_response().ends_with("/held"));
+  }
+  RawConnection third(server.port());
+  CHECK(third.closed_by_peer());
+  CHECK(second.try_send("GET /still HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(second.read_response().ends_with("/still"));
+  first.reset();  // frees a slot, once the server has seen the close
+  CHECK(test::eventually([&] {
+    auto r = http_request({}, "GET", url(server, "/again"));
+    return r.ok() && r->status == 200;
+  }));
 }
 
 TEST_CASE("a malformed request gets 400") {

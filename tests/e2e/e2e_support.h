@@ -53,6 +53,7 @@ class CollectorProcess {
   int stop();   // SIGTERM; the exit code
   void kill();  // SIGKILL
   std::string log() const;
+  pid_t pid() const { return process_->pid(); }
 
  private:
   TempDir dir_;

@@ -38,7 +38,8 @@ class PrometheusParser {
 
   // Parses one scrape taken at `scrape_time`. Malformed input is an error naming the line
   // (code "decode") and yields no samples; more than `max_samples` samples is an error with
-  // code "too_many_samples".
+  // code "too_many_samples", raised as soon as the text holds more series than that (each is at
+  // least one sample), so a hostile scrape costs no more than max_samples series of memory.
   Result<std::vector<Sample>> parse(std::string_view text, Timestamp scrape_time,
                                     std::size_t max_samples = std::numeric_limits<std::size_t>::max());
 

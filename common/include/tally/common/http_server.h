@@ -13,7 +13,9 @@
 // called concurrently for different requests. A handler that throws produces a 500 with a JSON
 // error body; the server keeps serving. Bad input is answered by the server itself: 400 for a
 // malformed request, 413 when the body is over `body_limit`, 431 when the header is over
-// `header_limit`.
+// `header_limit`. A request must arrive whole within `request_timeout` of its first byte (no
+// slowloris), an idle connection is closed after `idle_timeout`, and connections beyond
+// `max_connections` are closed on accept.
 #pragma once
 
 #include <chrono>
@@ -44,6 +46,9 @@ struct HttpServerOptions {
   int max_requests_per_connection = 1000;  // then the connection is closed; 0 = no limit
   bool keep_alive = true;                  // false: one request per connection
   std::string server_name = "tally";       // the Server header
+  // Connections open at once; one more is closed as soon as it is accepted, so a flood of idle
+  // or slow clients cannot take every file descriptor of the daemon. 0 = no limit.
+  int max_connections = 10'000;
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
