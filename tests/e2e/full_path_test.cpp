@@ -132,7 +132,8 @@ TEST_CASE("e2e: an example producer registered with tallyctl is collected and st
                       std::to_string(micros(counter->timestamp)) + " ORDER BY timestamp LIMIT 1");
     return !rows.empty();
   }));
-  const Sample* later = find_series(collect(producer.address()), "http_service:request_count", key);
+  const std::vector<Sample> after = collect(producer.address());  // `later` points into it
+  const Sample* later = find_series(after, "http_service:request_count", key);
   REQUIRE(later != nullptr);
   const auto& served_after = std::get<Cumulative<uint64_t>>(later->datum);
   const uint64_t stored = std::stoull(rows[0][0]);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/deadline.h"
 #include "tally/common/field.h"
 
 extern char** environ;
@@ -38,7 +40,23 @@ std::vector<std::string> child_environment(const std::map<std::string, std::stri
   return out;
 }
 
+// What the sanitizers print, one marker each: ASan's, LSan's and TSan's reports name their
+// sanitizer; UBSan's name it only in their SUMMARY line (tools/test asks for one), so its
+// "file:line:col: runtime error: …" first line is matched too.
+constexpr const char* kSanitizerMarkers[] = {
+    "AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "UndefinedBehaviorSanitizer",
+    ": runtime error: "};
+
 }  // namespace
+
+std::string sanitizer_report(const std::string& text) {
+  std::size_t at = std::string::npos;
+  for (const char* marker : kSanitizerMarkers) at = std::min(at, text.find(marker));
+  if (at == std::string::npos) return "";
+  // From the start of the report's first line, stack included: that is what the reader needs.
+  const std::size_t line = text.rfind('\n', at);
+  return text.substr(line == std::string::npos ? 0 : line + 1, 20000);
+}
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path);
@@ -51,7 +69,7 @@ std::string read_text_file(const std::string& path) {
 // async-signal-safe calls before exec.
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& dir,
                            const std::map<std::string, std::string>& env)
-    : dir_(dir) {
+    : program_(argv.empty() ? "" : argv[0]), dir_(dir) {
   const std::string out = dir_ + "/stdout";
   const std::string err = dir_ + "/stderr";
   std::vector<char*> args;
@@ -87,6 +105,7 @@ bool ChildProcess::running() {
   int status = 0;
   if (waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    check_no_sanitizer_report();
     return false;
   }
   return true;
@@ -95,22 +114,28 @@ bool ChildProcess::running() {
 int ChildProcess::signal_and_wait(int signal, std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
   if (signal != 0) ::kill(pid_, signal);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + test_deadline(timeout);
   int status = 0;
   while (waitpid(pid_, &status, WNOHANG) != pid_) {
     if (std::chrono::steady_clock::now() >= deadline) {
       ::kill(pid_, SIGKILL);
       waitpid(pid_, &status, 0);
-      FAIL_CHECK("process " << pid_ << " did not exit within " << timeout.count()
+      FAIL_CHECK("process " << pid_ << " did not exit within " << test_deadline(timeout).count()
                             << " ms (signal " << signal << ")");
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   pid_ = -1;
+  check_no_sanitizer_report();
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+void ChildProcess::check_no_sanitizer_report() const {
+  const std::string report = sanitizer_report(stderr_text());
+  if (!report.empty()) FAIL_CHECK(program_ << " reported a sanitizer finding:\n" << report);
 }
 
 std::string ChildProcess::stdout_text() const { return read_text_file(dir_ + "/stdout"); }

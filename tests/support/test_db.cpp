@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "support/deadline.h"
 #include "tally/common/field.h"
 
 namespace tally::test {
@@ -65,7 +66,7 @@ std::string TestDatabase::scalar(const std::string& sql) const {
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + test_deadline(timeout);
   while (true) {
     if (condition()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;

@@ -32,7 +32,8 @@ class TestDatabase {
   std::string url_;
 };
 
-// Polls `condition` every 10 ms until it holds or `timeout` passes; returns the last result.
+// Polls `condition` every 10 ms until it holds or `timeout` (scaled by test_deadline) passes;
+// returns the last result.
 bool eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds timeout = std::chrono::seconds(20));
 

@@ -82,8 +82,10 @@ void Watchdog::run() {
       wake_.wait(lock);
     } else {
       // The condition variable waits on the steady clock; the Clock interface is for tests that
-      // drive fire_expired() themselves.
-      wake_.wait_until(lock, deadlines_.begin()->first);
+      // drive fire_expired() themselves. A copy: wait_until reads its deadline again after
+      // waking, by which time disarm() may have freed the set's node (ASan found it).
+      const Clock::time_point next = deadlines_.begin()->first;
+      wake_.wait_until(lock, next);
     }
     if (stopping_) break;
     lock.unlock();
