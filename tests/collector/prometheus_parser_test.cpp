@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/fixtures.h"
+
 using tally::Cumulative;
 using tally::Histogram;
 using tally::Sample;
@@ -180,4 +182,14 @@ TEST_CASE("more samples than allowed is too_many_samples") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == "too_many_samples");
   CHECK(p.parse("a 1\nb 2\n", kScrape, 2).ok());
+}
+
+// Found by tools/fuzz (prometheus_text): the cast of this timestamp to int64 microseconds
+// overflowed (undefined behaviour).
+TEST_CASE("a timestamp beyond the int64 microsecond range is refused") {
+  auto r = parser().parse(tally::test::read_fixture("fuzz/prometheus_text/timestamp_out_of_range"),
+                          kScrape);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "decode");
+  CHECK(r.error() == "line 1: '11395363310506631' is not a timestamp");
 }
