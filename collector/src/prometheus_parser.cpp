@@ -125,6 +125,8 @@ std::optional<Timestamp> parse_timestamp(std::string_view text, bool openmetrics
   auto v = parse_value(text);
   if (!v || !std::isfinite(*v)) return std::nullopt;
   const double micros = openmetrics ? *v * 1e6 : *v * 1e3;
+  // Beyond int64 microseconds (±292,000 years) the cast would be undefined (found by tools/fuzz).
+  if (!(std::fabs(micros) < 9.2e18)) return std::nullopt;
   return Timestamp(std::chrono::microseconds(static_cast<int64_t>(micros)));
 }
 

@@ -442,8 +442,9 @@ void ScraperCore::finished(const std::shared_ptr<Connection>& conn, FetchCallbac
       auto [next, job] = std::move(queue.front());
       queue.pop_front();
       ++in_flight;
+      // Init-captures: clang 14 cannot capture a structured binding by name.
       net::post(next->strand(),
-                [next, job = std::move(job)]() mutable { next->start(std::move(job)); });
+                [next = next, job = std::move(job)]() mutable { next->start(std::move(job)); });
     }
   }
   done(std::move(result));

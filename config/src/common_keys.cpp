@@ -36,7 +36,7 @@ std::string read_token(MapReader& map) {
   const auto token = map.optional_string("token");
   const auto file = map.optional_string("token_file");
   if (token && file) map.fail("token", "give token or token_file, not both");
-  if (file) return read_secret_file(*file, map.key_path("token_file"));
+  if (file) return read_secret_file(map, "token_file", *file);
   return token.value_or("");
 }
 

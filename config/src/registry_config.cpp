@@ -45,7 +45,7 @@ AuthConfig read_auth(MapReader& top) {
     if (digest && !parse_sha256_hex(*digest, token.sha256)) {
       t.fail("sha256", "expected 64 hex digits (sha256sum of the token)");
     }
-    if (file) token.sha256 = sha256(read_secret_file(*file, t.key_path("token_file")));
+    if (file) token.sha256 = sha256(read_secret_file(t, "token_file", *file));
     t.reject_unknown_keys();
     auth.tokens.push_back(std::move(token));
   }

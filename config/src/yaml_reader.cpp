@@ -163,15 +163,16 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-std::string read_secret_file(const std::string& path, const std::string& what) {
+std::string read_secret_file(const MapReader& map, const std::string& key,
+                             const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(what + ": cannot read token file " + path);
+  if (!in) map.fail(key, "cannot read token file " + path);
   std::ostringstream text;
   text << in.rdbuf();
   std::string s = text.str();
   const auto begin = s.find_first_not_of(" \t\r\n");
   const auto end = s.find_last_not_of(" \t\r\n");
-  if (begin == std::string::npos) throw ConfigError(what + ": token file " + path + " is empty");
+  if (begin == std::string::npos) map.fail(key, "token file " + path + " is empty");
   return s.substr(begin, end - begin + 1);
 }
 

@@ -61,7 +61,8 @@ class MapReader {
 MapReader read_top_level(const std::string& text, const std::string& file);
 // Reads a whole file; throws ConfigError naming it when it cannot be read.
 std::string read_file(const std::string& path);
-// For token_file keys: the file's content without surrounding white space.
-std::string read_secret_file(const std::string& path, const std::string& what);
+// For token_file keys: the content of the file `path` that `key` of `map` names, without
+// surrounding white space. An unreadable or empty file fails like a bad value of `key`.
+std::string read_secret_file(const MapReader& map, const std::string& key, const std::string& path);
 
 }  // namespace tally::config

@@ -240,6 +240,13 @@ Status check_producer_address(const ProducerSpec& spec, const std::vector<Networ
 }
 
 Result<CollectorSpec> parse_collector_spec(std::string_view body) {
+  auto spec = parse_collector_body(body);
+  if (!spec.ok()) return spec;
+  if (Status s = check_resolvable("address", spec->address, {}); !s.ok()) return s;
+  return spec;
+}
+
+Result<CollectorSpec> parse_collector_body(std::string_view body) {
   auto parsed = parse_object(body);
   if (!parsed.ok()) return parsed.status();
   const json::object& o = *parsed;
@@ -252,7 +259,6 @@ Result<CollectorSpec> parse_collector_spec(std::string_view body) {
   auto normalized = parse_address("address", *address);
   if (!normalized.ok()) return normalized.status();
   spec.address = *normalized;
-  if (Status s = check_resolvable("address", spec.address, {}); !s.ok()) return s;
   return spec;
 }
 

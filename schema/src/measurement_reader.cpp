@@ -145,10 +145,10 @@ Result<Datum> decode_present(const RowView& r) {
 template <std::size_t... I>
 Result<Datum> decode_by_type(DatumType type, const RowView& r, std::index_sequence<I...>) {
   Result<Datum> out = Status::error("unknown datum type", "decode");
-  ((static_cast<std::size_t>(type) == I
-        ? (out = decode_present<std::variant_alternative_t<I, Datum>>(r), true)
-        : false) ||
-   ...);
+  (void)((static_cast<std::size_t>(type) == I
+              ? (out = decode_present<std::variant_alternative_t<I, Datum>>(r), true)
+              : false) ||
+         ...);
   return out;
 }
 

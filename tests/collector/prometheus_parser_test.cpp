@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/fixtures.h"
+
 using tally::Cumulative;
 using tally::Histogram;
 using tally::Sample;
@@ -232,4 +234,14 @@ TEST_CASE("the lines of a series may be apart and list their labels in any order
   CHECK(two.n_samples == 4);
   // Fields keep the order of the series' first line.
   CHECK(find(*r, "h", "a", "1").metric.fields[0].name == "a");
+}
+
+// Found by tools/fuzz (prometheus_text): the cast of this timestamp to int64 microseconds
+// overflowed (undefined behaviour).
+TEST_CASE("a timestamp beyond the int64 microsecond range is refused") {
+  auto r = parser().parse(tally::test::read_fixture("fuzz/prometheus_text/timestamp_out_of_range"),
+                          kScrape);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "decode");
+  CHECK(r.error() == "line 1: '11395363310506631' is not a timestamp");
 }

@@ -95,6 +95,8 @@ TEST_CASE("bad collector configs name file, line and key") {
        "postgres_monitoring.targets.api.url: required: an http:// URL"},
       {db + "registry: {url: http://x:1, token: a, token_file: b}\n",
        "registry.token: give token or token_file, not both"},
+      {db + "registry: {url: http://x:1, token_file: /nonexistent/t}\n",
+       "c.yaml:2: registry.token_file: cannot read token file /nonexistent/t"},
       {db + "static_producers: 3\n", "c.yaml:2: static_producers: expected a list"},
       {db + "collection: 5\n", "c.yaml:2: collection: expected a mapping"},
   };

@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include "support/fixtures.h"
+
 using tally::config::parse_registry_config;
 using tally::config::Role;
 
@@ -85,4 +87,14 @@ TEST_CASE("bad registry configs name file, line and key") {
     REQUIRE_FALSE(r.ok());
     CHECK_MESSAGE(r.error().find(c.message) != std::string::npos, r.error());
   }
+}
+
+// Found by tools/fuzz (config_yaml): the error named the key but not the file and line.
+TEST_CASE("an unreadable token_file is an error naming the file, line and key") {
+  unsetenv("TALLY_DATABASE_URL");
+  auto c = parse_registry_config(
+      tally::test::read_fixture("fuzz/config_yaml/token_file_unreadable.yaml"), "registry.yaml");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error() ==
+        "registry.yaml:12: auth.tokens[1].token_file: cannot read token file tally-no-such.token");
 }

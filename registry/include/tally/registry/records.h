@@ -71,6 +71,9 @@ Status check_producer_address(const ProducerSpec& spec, const std::vector<Networ
 
 // Parses and checks a heartbeat body, including that the address resolves.
 Result<CollectorSpec> parse_collector_spec(std::string_view body);
+// The same without resolving the address (parse_collector_spec calls it; so does the fuzz
+// harness, which must not wait on DNS).
+Result<CollectorSpec> parse_collector_body(std::string_view body);
 
 // The JSON objects the API returns (keys in the order DESIGN.md lists them).
 std::string producer_json(const ProducerRecord& p);
