@@ -725,6 +725,13 @@ bool Decoder::decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end,
     if (has_start) bin.lower = start;
     if (has_end) prev_end = end;
     unbounded_above = !has_end;
+    // Walk the range to its closing brace, which checks its syntax: left half read, a malformed
+    // tail (`"end":0 x}`) made the "count" lookup below corrupt memory inside simdjson 3.0's
+    // On Demand skipping (found by tools/fuzz, tests/fixtures/fuzz/collect_json).
+    if (auto e = range.reset().error()) return fail_json(e);
+    for (auto field : range) {
+      if (auto e = field.error()) return fail_json(e);
+    }
   }
   return read_number_at(obj, "count", bin.count);
 }

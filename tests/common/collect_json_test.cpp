@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tally/common/names.h"
+#include "support/fixtures.h"
 
 namespace tally {
 namespace {
@@ -944,3 +945,19 @@ TEST_CASE("decode: large and small responses alternate on one thread") {
 
 }  // namespace
 }  // namespace tally
+
+// Found by tools/fuzz (collect_json): a stray byte after a bin edge made On Demand's later key
+// lookup corrupt memory (double free in the Release build); now refused by validation.
+TEST_CASE("a malformed histogram range found by the fuzzer is refused cleanly") {
+  const std::string body = tally::test::read_fixture("fuzz/collect_json/nul_after_number");
+  auto r = tally::decode_collect_response(body);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "decode");
+  // The same with a printable stray token, the form the fuzzer reported first.
+  auto r2 = tally::decode_collect_response(std::string(
+      R"([{"status":"ok","info":[{"measurement":{"timestamp":"2026-11-22T10:00:00Z","datum":)"
+      R"({"type":"histogram_i16","datum":{"start_time":"2026-11-22T09:00:00Z","bins":[{"range":)"
+      R"({"type":"range_to","end":0 x}}]}}}}]}])"));
+  REQUIRE_FALSE(r2.ok());
+  CHECK(r2.status().code() == "decode");
+}
