@@ -116,6 +116,10 @@ class CounterProducer {
   FakeProducer server_;
 };
 
+// A listening TCP socket on 127.0.0.1 with a port from the kernel, which it stores in `port`
+// (for the hand-written producers below that need control below HTTP).
+int listen_on_loopback(uint16_t& port);
+
 // A producer that misbehaves at the TCP/HTTP level, on 127.0.0.1:0, served by one thread.
 class RawProducer {
  public:

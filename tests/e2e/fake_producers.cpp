@@ -77,17 +77,22 @@ void CounterProducer::unfreeze() {
   frozen_ = false;
 }
 
-RawProducer::RawProducer(Behaviour behaviour) : behaviour_(behaviour) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(listen_fd_ >= 0);
+int listen_on_loopback(uint16_t& port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(listen(listen_fd_, 16) == 0);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(fd, 16) == 0);
   socklen_t len = sizeof addr;
-  REQUIRE(getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  port_ = ntohs(addr.sin_port);
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+RawProducer::RawProducer(Behaviour behaviour) : behaviour_(behaviour) {
+  listen_fd_ = listen_on_loopback(port_);
   thread_ = std::thread([this] { run(); });
 }
 

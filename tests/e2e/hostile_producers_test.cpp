@@ -45,16 +45,7 @@ class HostileProducer {
   using Respond = std::function<void(HostileProducer&, int fd)>;
 
   explicit HostileProducer(Respond respond) : respond_(std::move(respond)) {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listen_fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(listen(listen_fd_, 16) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = listen_on_loopback(port_);
     acceptor_ = std::thread([this] { accept_loop(); });
   }
 
