@@ -169,6 +169,9 @@ class Daemon::Impl final : public ApiBackend {
   std::atomic<uint64_t> partitions_dropped_{0};
 
   bool started_ = false;  // start() completed
+  // Set once start() has built everything the API reads (pgstats_, link_); the server is
+  // already running before that, on its own threads.
+  std::atomic<bool> serving_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   std::unique_ptr<HttpServer> server_;  // last: destroyed first, while the rest still exists
@@ -238,9 +241,16 @@ Status Daemon::Impl::start() {
         pipeline_->push(producer, std::move(samples));
       });
 
+  // The server starts here because the registry link needs its bound address, but the API
+  // reads pgstats_ and link_, which are set below: until start() is done it answers 503.
   server_ = std::make_unique<HttpServer>(
       HttpServerOptions{.listen = config_.listen, .server_name = "tally-collector"},
-      [this](const HttpRequest& req) { return handle_api_request(*this, req); });
+      [this](const HttpRequest& req) {
+        if (!serving_.load(std::memory_order_acquire)) {
+          return HttpResponse::error(503, "starting", "the collector is starting");
+        }
+        return handle_api_request(*this, req);
+      });
   if (Status s = server_->start(); !s.ok()) return Status::error(s.message(), "listen");
 
   sink_->start();
@@ -260,7 +270,6 @@ Status Daemon::Impl::start() {
         [this](std::vector<Sample> samples) { pipeline_->push(std::nullopt, std::move(samples)); });
     pgstats_->start();
   }
-  house_ = std::thread([this] { housekeeping(); });
 
   if (config_.registry) {
     const std::string advertised = server_->address();
@@ -274,7 +283,10 @@ Status Daemon::Impl::start() {
         [this](std::vector<AssignedProducer> assigned) { on_assignments(std::move(assigned)); });
     link_->start();
   }
+  // Last: its self samples read link_ and pgstats_ (snapshot()).
+  house_ = std::thread([this] { housekeeping(); });
   started_ = true;
+  serving_.store(true, std::memory_order_release);
   return Status();
 }
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "sink_fakes.h"
 #include "support/private_cluster.h"
@@ -509,6 +510,59 @@ TEST_CASE("in the collector daemon: samples stored, /metrics and self samples ha
   CHECK(metrics->body.find("tally_collector_pgstats_polls_total{target=\"main\"}") !=
         std::string::npos);
   CHECK(metrics->body.find("tally_collector_samples_stored_total") != std::string::npos);
+  (*daemon)->stop();
+}
+
+TEST_CASE("in the collector daemon: requests during start-up get 503 starting, then answers") {
+  // The API listens before start() has built the Postgres monitor and the registry link, which
+  // /metrics reads: until start() is done it must answer 503 starting, not read them while they
+  // are being set. (Before that fix TSan stayed quiet here too: incidental locks on the way,
+  // the pipeline's and the monitor's, usually ordered the accesses. This checks the behaviour.)
+  TestDatabase tally_db;
+  TestDatabase watched;
+  TempDir state;
+  config::CollectorConfig c;
+  c.listen = "127.0.0.1:" + std::to_string(tally::test::unused_port());
+  c.state_dir = state.path();
+  c.database.url = tally_db.url();
+  c.postgres_monitoring = config::PostgresMonitoringConfig{
+      .interval = 200ms, .static_targets = {{"main", watched.url()}}};
+
+  // Asks for /metrics from before start() until an answer that is not 503 starting arrives.
+  std::atomic<bool> started{false};
+  std::mutex mu;
+  std::vector<std::string> unexpected;  // mu
+  int starting = 0;                     // mu
+  std::thread client([&] {
+    while (true) {
+      const bool after_start = started;
+      auto r = http_request({.timeout = 10s}, "GET", "http://" + c.listen + "/metrics");
+      if (!r.ok()) {
+        if (after_start) {
+          std::lock_guard lock(mu);
+          unexpected.push_back(r.error());
+          return;
+        }
+        continue;  // not listening yet
+      }
+      std::lock_guard lock(mu);
+      if (r->status == 503 && r->body.find("\"starting\"") != std::string::npos) {
+        ++starting;
+        continue;
+      }
+      if (r->status != 200 || r->body.find("tally_collector_build_info") == std::string::npos) {
+        unexpected.push_back(std::to_string(r->status) + " " + r->body);
+      }
+      return;
+    }
+  });
+  auto daemon = Daemon::start({.config = c});
+  started = true;
+  client.join();
+  REQUIRE_MESSAGE(daemon.ok(), daemon.error());
+  std::lock_guard lock(mu);
+  CHECK_MESSAGE(unexpected.empty(), (unexpected.empty() ? "" : unexpected.front()));
+  MESSAGE(starting << " requests answered 503 starting");
   (*daemon)->stop();
 }
 
