@@ -101,6 +101,17 @@ std::size_t queued_bytes(std::span<const Sample> samples) {
   return n;
 }
 
+// Gives back the field vectors' unused capacity: decoders grow them as they read (the JSON one
+// reserves 4 fields, then doubles), and in the queue that slack would be a third of a typical
+// sample's memory for as long as it waits. One exact allocation and a move of a few Fields per
+// trimmed vector, on the pushing thread — small next to the journal's JSON encoding there.
+void trim(std::vector<Sample>& samples) {
+  for (Sample& s : samples) {
+    if (s.target.fields.capacity() > s.target.fields.size()) s.target.fields.shrink_to_fit();
+    if (s.metric.fields.capacity() > s.metric.fields.size()) s.metric.fields.shrink_to_fit();
+  }
+}
+
 // The samples of one batch-to-be, and the journal segment that holds them on disk. push() packs
 // whole pushes into the back segment up to batch_size samples; the writer takes the front one.
 struct Segment {
@@ -220,6 +231,13 @@ class Sink::Impl {
         if (segment.samples.empty()) {
           segment.samples = std::move(p.samples);
         } else {
+          // Grown as the vector would, but never past batch_size (a segment never holds more):
+          // the unused capacity of a full segment is not counted in bytes_.
+          const std::size_t size = segment.samples.size();
+          if (segment.samples.capacity() < size + k) {
+            segment.samples.reserve(
+                std::min(options_.batch_size, std::max(2 * size, size + k)));
+          }
           segment.samples.insert(segment.samples.end(), std::make_move_iterator(p.samples.begin()),
                                  std::make_move_iterator(p.samples.end()));
         }
@@ -379,8 +397,12 @@ class Sink::Impl {
   // A push cut into pieces of at most batch_size samples (most pushes are one piece), each
   // encoded as a journal record. No lock held.
   std::vector<Piece> cut(std::vector<Sample> samples) const {
+    trim(samples);
     std::vector<Piece> pieces;
     if (samples.size() <= options_.batch_size) {
+      // The vector becomes (part of) a segment as it is: spare capacity a decoder left would sit
+      // in the queue. Moving the Sample objects (not what they own) is cheap.
+      if (samples.capacity() - samples.size() > samples.size() / 8) samples.shrink_to_fit();
       pieces.push_back({std::move(samples), {}});
     } else {
       for (std::size_t at = 0; at < samples.size(); at += options_.batch_size) {
