@@ -163,6 +163,14 @@ std::string render_prometheus(const CollectorSnapshot& s) {
   // Sink.
   gauge(out, "tally_collector_queue_depth", "Samples in the sink's memory queue.",
         static_cast<double>(s.sink.queue_depth + s.sink.in_flight));
+  gauge(out, "tally_collector_queue_bytes",
+        "Approximate heap bytes of the samples in the sink's memory queue (bounded by "
+        "database.max_queue_bytes).",
+        static_cast<double>(s.sink.queue_bytes + s.sink.in_flight_bytes));
+  counter(out, "tally_collector_samples_unjournaled_total",
+          "Samples queued in memory only because their journal append failed (disk full): lost "
+          "if the collector is killed before they are stored.",
+          s.sink.samples_unjournaled);
   gauge(out, "tally_collector_spool_bytes", "Bytes in spool files.",
         static_cast<double>(s.sink.spool_bytes));
   gauge(out, "tally_collector_spool_files", "Spool files waiting to be replayed.",

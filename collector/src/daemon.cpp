@@ -210,6 +210,7 @@ Status Daemon::Impl::start() {
       .batch_size = static_cast<std::size_t>(config_.database.batch_size),
       .batch_interval = config_.database.batch_interval,
       .max_queue_samples = static_cast<std::size_t>(config_.database.max_queue_samples),
+      .max_queue_bytes = static_cast<std::size_t>(config_.database.max_queue_bytes),
       .spool = {.dir = (fs::path(config_.state_dir) / "spool").string(),
                 .max_bytes = config_.database.spool_max_bytes},
       // A reconnect every 5 s at worst: cheap, and data flows soon after Postgres returns.

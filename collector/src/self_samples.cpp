@@ -79,6 +79,7 @@ std::vector<Sample> make_self_samples(const CollectorSnapshot& s, Timestamp now)
   out.by_reason("samples_dropped", dropped_by_reason(s));
   out.counter("samples_deferred", s.pipeline.deferred_schema_unavailable);
   out.gauge("queue_depth", s.sink.queue_depth + s.sink.in_flight);
+  out.gauge("queue_bytes", s.sink.queue_bytes + s.sink.in_flight_bytes);
   out.gauge("spool_bytes", s.sink.spool_bytes);
   out.flag("database_up", s.sink.database_up);
   out.counter("batches_written", s.sink.batches_written);

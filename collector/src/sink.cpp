@@ -6,8 +6,11 @@
 #include <deque>
 #include <iterator>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <variant>
 
 #include "tally/common/log.h"
 
@@ -48,10 +51,72 @@ bool is_data_error(const Status& s) {
   return s.code().starts_with("sqlstate_22") || s.code().starts_with("sqlstate_23");
 }
 
+// glibc malloc's block for a request of n bytes: an 8-byte header, 16-byte granularity, 32 at
+// least. 0 for no request.
+constexpr std::size_t malloc_block(std::size_t n) {
+  return n == 0 ? 0 : std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
+
+// A string's heap block, if it outgrew the small string buffer (std::string{}.capacity(): 15 in
+// libstdc++).
+std::size_t heap_bytes(const std::string& s) {
+  static const std::size_t kInline = std::string().capacity();
+  return s.capacity() > kInline ? malloc_block(s.capacity() + 1) : 0;
+}
+
+template <class T>
+std::size_t vector_block(const std::vector<T>& v) {
+  return malloc_block(v.capacity() * sizeof(T));
+}
+
+std::size_t heap_bytes(const Fields& fields) {
+  std::size_t n = vector_block(fields);
+  for (const Field& f : fields) {
+    n += heap_bytes(f.name);
+    if (const auto* s = std::get_if<std::string>(&f.value)) n += heap_bytes(*s);
+  }
+  return n;
+}
+
+std::size_t heap_bytes(const Datum& d) {
+  return std::visit(
+      [](const auto& v) -> std::size_t {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::string>) {
+          return heap_bytes(v);
+        } else if constexpr (std::is_same_v<V, Bytes>) {
+          return vector_block(v);
+        } else if constexpr (requires { v.bins; }) {
+          return vector_block(v.bins);
+        } else {
+          return 0;
+        }
+      },
+      d);
+}
+
+std::size_t queued_bytes(std::span<const Sample> samples) {
+  std::size_t n = 0;
+  for (const Sample& s : samples) n += queued_sample_bytes(s);
+  return n;
+}
+
+// Gives back the field vectors' unused capacity: decoders grow them as they read (the JSON one
+// reserves 4 fields, then doubles), and in the queue that slack would be a third of a typical
+// sample's memory for as long as it waits. One exact allocation and a move of a few Fields per
+// trimmed vector, on the pushing thread — small next to the journal's JSON encoding there.
+void trim(std::vector<Sample>& samples) {
+  for (Sample& s : samples) {
+    if (s.target.fields.capacity() > s.target.fields.size()) s.target.fields.shrink_to_fit();
+    if (s.metric.fields.capacity() > s.metric.fields.size()) s.metric.fields.shrink_to_fit();
+  }
+}
+
 // The samples of one batch-to-be, and the journal segment that holds them on disk. push() packs
 // whole pushes into the back segment up to batch_size samples; the writer takes the front one.
 struct Segment {
   std::vector<Sample> samples;
+  std::size_t bytes = 0;                    // queued_sample_bytes of the samples
   Clock::time_point arrived;                // the first push's arrival
   std::shared_ptr<JournalSegment> journal;  // released once the samples are done
   bool open = true;                         // takes more pushes (only the back one can)
@@ -62,6 +127,7 @@ struct Segment {
 struct Piece {
   std::vector<Sample> samples;
   std::string record;
+  std::size_t bytes = 0;  // queued_sample_bytes of the samples
 };
 
 struct AtomicHistogram {
@@ -110,6 +176,9 @@ class Sink::Impl {
         options_.spool_above_samples >= options_.max_queue_samples) {
       options_.spool_above_samples = options_.max_queue_samples / 2;
     }
+    if (options_.spool_above_bytes == 0 || options_.spool_above_bytes >= options_.max_queue_bytes) {
+      options_.spool_above_bytes = options_.max_queue_bytes / 2;
+    }
   }
 
   ~Impl() { stop(); }
@@ -135,15 +204,21 @@ class Sink::Impl {
     {
       std::unique_lock lock(mu_);
       std::size_t offered = 0;
-      for (const Piece& p : pieces) offered += p.samples.size();
+      std::size_t offered_bytes = 0;
+      for (const Piece& p : pieces) {
+        offered += p.samples.size();
+        offered_bytes += p.bytes;
+      }
       if (stopped_) {
         add(counters_.dropped_stopped, offered);
         return 0;
       }
       const std::size_t room =
           depth_ < options_.max_queue_samples ? options_.max_queue_samples - depth_ : 0;
-      if (offered > room) {
-        drop_beyond(pieces, room, offered - room);
+      const std::size_t room_bytes =
+          bytes_ < options_.max_queue_bytes ? options_.max_queue_bytes - bytes_ : 0;
+      if (offered > room || offered_bytes > room_bytes) {
+        drop_beyond(pieces, room, room_bytes, offered);
         if (pieces.empty()) return 0;
       } else {
         queue_full_logged_ = false;
@@ -156,18 +231,25 @@ class Sink::Impl {
         if (segment.samples.empty()) {
           segment.samples = std::move(p.samples);
         } else {
+          // Grown as the vector would, but never past batch_size (a segment never holds more):
+          // the unused capacity of a full segment is not counted in bytes_.
+          const std::size_t size = segment.samples.size();
+          if (segment.samples.capacity() < size + k) {
+            segment.samples.reserve(
+                std::min(options_.batch_size, std::max(2 * size, size + k)));
+          }
           segment.samples.insert(segment.samples.end(), std::make_move_iterator(p.samples.begin()),
                                  std::make_move_iterator(p.samples.end()));
         }
+        segment.bytes += p.bytes;
+        bytes_ += p.bytes;
         segment.journal->begin_append();
         appends.push_back({segment.journal, &p.record, k});
         n += k;
       }
       depth_ += n;
       add(counters_.queued, n);
-      if (waiting_ && (was_empty || closed || depth_ > options_.spool_above_samples)) {
-        cv_.notify_one();
-      }
+      if (waiting_ && (was_empty || closed || over_spool_threshold())) cv_.notify_one();
     }
     // The write(2)s happen without the lock: the writer may already be writing these samples
     // to Postgres (then a journal record is not needed: at worst it is replayed once more).
@@ -228,6 +310,8 @@ class Sink::Impl {
       std::lock_guard lock(mu_);
       s.queue_depth = depth_;
       s.in_flight = in_flight_;
+      s.queue_bytes = bytes_;
+      s.in_flight_bytes = in_flight_bytes_;
       s.database_up = up_;
     }
     for (std::size_t i = 0; i < s.insert_latency.counts.size(); ++i) {
@@ -246,8 +330,7 @@ class Sink::Impl {
     // At stop, anything that cannot be written at once goes to disk: SIGTERM should not wait
     // for reconnects, and samples written behind a non-empty spool would overtake it.
     const bool spool_all = stopping_ && pg_unusable;
-    const bool spool_excess =
-        pg_unusable && depth_ > options_.spool_above_samples && now >= spool_retry_at_;
+    const bool spool_excess = pg_unusable && over_spool_threshold() && now >= spool_retry_at_;
     if (depth_ > 0 && (spool_all || spool_excess)) {
       Segment batch = take();
       lock.unlock();
@@ -275,6 +358,11 @@ class Sink::Impl {
   }
 
  private:
+  // More is queued than may stay in memory while the queue cannot go to Postgres. mu_ held.
+  bool over_spool_threshold() const {
+    return depth_ > options_.spool_above_samples || bytes_ > options_.spool_above_bytes;
+  }
+
   // mu_ held.
   bool ready(Clock::time_point now) const {
     if (depth_ == 0) return false;
@@ -288,7 +376,7 @@ class Sink::Impl {
     auto due = Clock::time_point::max();
     if (stopping_ && depth_ > 0) return now;
     const bool spool_pending = !spool_->empty();
-    if ((!up_ || spool_pending) && depth_ > options_.spool_above_samples) {
+    if ((!up_ || spool_pending) && over_spool_threshold()) {
       due = std::min(due, std::max(now, spool_retry_at_));
     }
     if (spool_pending || depth_ > 0) {
@@ -309,8 +397,12 @@ class Sink::Impl {
   // A push cut into pieces of at most batch_size samples (most pushes are one piece), each
   // encoded as a journal record. No lock held.
   std::vector<Piece> cut(std::vector<Sample> samples) const {
+    trim(samples);
     std::vector<Piece> pieces;
     if (samples.size() <= options_.batch_size) {
+      // The vector becomes (part of) a segment as it is: spare capacity a decoder left would sit
+      // in the queue. Moving the Sample objects (not what they own) is cheap.
+      if (samples.capacity() - samples.size() > samples.size() / 8) samples.shrink_to_fit();
       pieces.push_back({std::move(samples), {}});
     } else {
       for (std::size_t at = 0; at < samples.size(); at += options_.batch_size) {
@@ -320,25 +412,47 @@ class Sink::Impl {
         pieces.push_back({{std::make_move_iterator(first), std::make_move_iterator(last)}, {}});
       }
     }
-    for (Piece& p : pieces) p.record = encode_record(p.samples);
+    for (Piece& p : pieces) {
+      p.record = encode_record(p.samples);
+      p.bytes = queued_bytes(p.samples);
+    }
     return pieces;
   }
 
-  // Keeps the first `room` samples of a push that does not fit and counts the rest as dropped:
-  // `spool_error` while the disk refuses the spool (that is why memory is full), else
-  // `queue_full`. mu_ held; a piece cut in two is encoded again (only when dropping).
-  void drop_beyond(std::vector<Piece>& pieces, std::size_t room, std::size_t dropped) {
+  // Keeps the first samples of a push that does not fit, as many as fit in `room` samples and
+  // `room_bytes` bytes, and counts the rest as dropped: `spool_error` while the disk refuses the
+  // spool (that is why memory is full), else `queue_full`. mu_ held; a piece cut in two is
+  // encoded again (only when dropping).
+  void drop_beyond(std::vector<Piece>& pieces, std::size_t room, std::size_t room_bytes,
+                   std::size_t offered) {
     std::size_t kept = 0;
+    std::size_t kept_bytes = 0;
     std::size_t i = 0;
-    while (i < pieces.size() && kept + pieces[i].samples.size() <= room) {
-      kept += pieces[i++].samples.size();
+    while (i < pieces.size() && kept + pieces[i].samples.size() <= room &&
+           kept_bytes + pieces[i].bytes <= room_bytes) {
+      kept += pieces[i].samples.size();
+      kept_bytes += pieces[i++].bytes;
     }
-    if (i < pieces.size() && kept < room) {
-      Piece& p = pieces[i++];
-      p.samples.resize(room - kept);
-      p.record = encode_record(p.samples);
+    if (i < pieces.size()) {
+      Piece& p = pieces[i];
+      std::size_t take = 0;
+      std::size_t bytes = 0;
+      while (take < p.samples.size() && kept + take < room) {
+        const std::size_t b = queued_sample_bytes(p.samples[take]);
+        if (kept_bytes + bytes + b > room_bytes) break;
+        bytes += b;
+        ++take;
+      }
+      if (take > 0) {
+        p.samples.resize(take);
+        p.record = encode_record(p.samples);
+        p.bytes = bytes;
+        kept += take;
+        ++i;
+      }
     }
     pieces.resize(i);
+    const std::size_t dropped = offered - kept;
     const char* reason = "queue_full";
     if (spool_failing_) {
       reason = "spool_error";
@@ -353,7 +467,10 @@ class Sink::Impl {
       queue_full_logged_ = true;
       log_warn("sink_queue_full", {{"dropped", str(dropped)},
                                    {"reason", reason},
-                                   {"max_queue_samples", str(options_.max_queue_samples)}});
+                                   {"queue_depth", str(depth_)},
+                                   {"queue_bytes", str(bytes_)},
+                                   {"max_queue_samples", str(options_.max_queue_samples)},
+                                   {"max_queue_bytes", str(options_.max_queue_bytes)}});
     }
   }
 
@@ -402,13 +519,16 @@ class Sink::Impl {
     if (batch.open && batch.journal) batch.journal->seal();
     batch.open = false;
     depth_ -= batch.samples.size();
+    bytes_ -= batch.bytes;
     in_flight_ = batch.samples.size();
+    in_flight_bytes_ = batch.bytes;
     return batch;
   }
 
   // Puts a batch back at the front of the queue (it is older than everything queued). mu_ held.
   void put_back(Segment batch) {
     depth_ += batch.samples.size();
+    bytes_ += batch.bytes;
     batch.open = false;
     queue_.push_front(std::move(batch));
   }
@@ -428,11 +548,14 @@ class Sink::Impl {
     std::vector<Sample>& samples = batch.samples;
     const auto middle = samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2);
     Segment second{{std::make_move_iterator(middle), std::make_move_iterator(samples.end())},
+                   0,
                    batch.arrived,
                    batch.journal,
                    false,
                    true};
     samples.erase(middle, samples.end());
+    second.bytes = queued_bytes(second.samples);
+    batch.bytes = queued_bytes(batch.samples);
     if (batch.journal) batch.journal->add_piece();
     batch.isolated = true;
     put_back(std::move(second));
@@ -486,6 +609,7 @@ class Sink::Impl {
     }
     std::lock_guard lock(mu_);
     in_flight_ = 0;
+    in_flight_bytes_ = 0;
     if (written.ok()) {
       mark_up();
       return;
@@ -509,9 +633,11 @@ class Sink::Impl {
     }
     if (!read->has_value()) return;  // every file left was corrupt (and set aside)
     SpoolBatch& batch = **read;
+    const std::size_t bytes = queued_bytes(batch.samples);
     {
       std::lock_guard lock(mu_);
       in_flight_ = batch.samples.size();
+      in_flight_bytes_ = bytes;
     }
     auto written =
         batch.samples.empty() ? Result<WriteStats>(WriteStats{}) : writer_->write(batch.samples);
@@ -527,12 +653,13 @@ class Sink::Impl {
     }
     std::lock_guard lock(mu_);
     in_flight_ = 0;
+    in_flight_bytes_ = 0;
     if (written.ok()) {
       mark_up();
     } else if (refused) {
       // These samples now reach Postgres after the rest of the spool: the one exception to
       // "oldest first", for a batch that could never be written whole.
-      split_refused(Segment{std::move(batch.samples), start, nullptr, false, false},
+      split_refused(Segment{std::move(batch.samples), bytes, start, nullptr, false, false},
                     written.status());
     } else {
       mark_down(end, written.status());
@@ -544,6 +671,7 @@ class Sink::Impl {
     const auto now = clock_.now();
     std::lock_guard lock(mu_);
     in_flight_ = 0;
+    in_flight_bytes_ = 0;
     const uint64_t n = batch.samples.size();
     if (saved.ok()) {
       add(counters_.spooled, n);
@@ -628,7 +756,9 @@ class Sink::Impl {
   std::condition_variable cv_;
   std::deque<Segment> queue_;                   // mu_
   std::size_t depth_ = 0;                       // mu_: samples in queue_
+  std::size_t bytes_ = 0;                       // mu_: their queued_sample_bytes
   std::size_t in_flight_ = 0;                   // mu_
+  std::size_t in_flight_bytes_ = 0;             // mu_
   bool up_ = true;                              // mu_: optimistic until a write fails
   Clock::time_point retry_at_{};                // mu_
   std::chrono::milliseconds backoff_{0};        // mu_
@@ -645,6 +775,11 @@ class Sink::Impl {
   std::mutex stop_mu_;  // serialises stop() callers
   std::thread thread_;
 };
+
+std::size_t queued_sample_bytes(const Sample& s) {
+  return sizeof(Sample) + heap_bytes(s.target.name) + heap_bytes(s.target.fields) +
+         heap_bytes(s.metric.name) + heap_bytes(s.metric.fields) + heap_bytes(s.datum);
+}
 
 std::unique_ptr<BatchWriter> make_copy_batch_writer(ConnectionFactory factory) {
   return std::make_unique<CopyBatchWriter>(std::move(factory));

@@ -31,6 +31,7 @@ DatabaseConfig read_database(MapReader& top) {
   c.batch_size = map.integer("batch_size", c.batch_size, 1, 10'000'000);
   c.batch_interval = map.duration("batch_interval", c.batch_interval);
   c.max_queue_samples = map.integer("max_queue_samples", c.max_queue_samples, 1, INT64_MAX);
+  c.max_queue_bytes = map.size("max_queue_bytes", c.max_queue_bytes, 1ull << 20);
   c.spool_max_bytes = map.size("spool_max_bytes", c.spool_max_bytes, 0);
   c.retention_days = map.integer("retention_days", c.retention_days, 1, 100'000);
   map.reject_unknown_keys();

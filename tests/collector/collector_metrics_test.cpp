@@ -63,6 +63,24 @@ TEST_CASE("/metrics has every reason, zeros included, and cumulative histogram b
   CHECK(has_line(text2, "tally_collector_registry_heartbeat_failures_total 1"));
 }
 
+TEST_CASE("/metrics shows the queue's bytes next to its depth, and the unjournaled samples") {
+  CollectorSnapshot s = snapshot();
+  s.sink.queue_bytes = 6000;
+  s.sink.in_flight_bytes = 2400;
+  s.sink.samples_unjournaled = 3;
+  const std::string text = render_prometheus(s);
+  CHECK(has_line(text, "# TYPE tally_collector_queue_bytes gauge"));
+  CHECK(has_line(text, "tally_collector_queue_bytes 8400"));  // the batch being written included
+  CHECK(has_line(text, "# TYPE tally_collector_samples_unjournaled_total counter"));
+  CHECK(has_line(text, "tally_collector_samples_unjournaled_total 3"));
+  // Next to the depth, as the docs list them.
+  const auto depth = text.find("tally_collector_queue_depth ");
+  const auto bytes = text.find("tally_collector_queue_bytes ");
+  REQUIRE(depth != std::string::npos);
+  CHECK(bytes > depth);
+  CHECK(has_line(render_prometheus(snapshot()), "tally_collector_samples_unjournaled_total 0"));
+}
+
 TEST_CASE("self samples are valid, one per series, counters starting at the process start") {
   const CollectorSnapshot s = snapshot();
   const Timestamp now = kStart + std::chrono::seconds(30);

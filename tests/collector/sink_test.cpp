@@ -1,6 +1,7 @@
 #include "tally/collector/sink.h"
 
 #include <doctest/doctest.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +12,10 @@
 #include <set>
 #include <thread>
 
+#include "../../tools/benchmarks/workload.h"  // the bench mix
 #include "sink_fakes.h"
 #include "support/test_db.h"
+#include "tally/common/collect_json.h"
 
 namespace tally::collector {
 namespace {
@@ -169,6 +172,174 @@ TEST_CASE("push takes what fits in the queue and counts the rest") {
   CHECK(s.samples_queued == 30);
   CHECK(s.dropped_queue_full == 6);
   CHECK(s.queue_depth == 30);
+}
+
+TEST_CASE("queued_sample_bytes counts the Sample and the heap blocks it owns") {
+  Sample s = test::numbered_sample(1);  // short names and values: no heap strings
+  // Two field vectors of one Field each (72 bytes, a 80-byte block), nothing else.
+  CHECK(queued_sample_bytes(s) == sizeof(Sample) + 2 * 80);
+  const std::size_t base = queued_sample_bytes(s);
+  s.metric.fields.push_back({"path", std::string(100, 'x')});  // 101 bytes: a 112-byte block
+  s.metric.fields.shrink_to_fit();
+  CHECK(queued_sample_bytes(s) == sizeof(Sample) + 80 + 160 + 112);
+  s.metric.name = std::string(40, 'm');  // 41 bytes: a 64-byte block
+  CHECK(queued_sample_bytes(s) == sizeof(Sample) + 80 + 160 + 112 + 64);
+  Sample t = test::numbered_sample(1);
+  Histogram<double> h;
+  h.bins.resize(20);  // 480 bytes: a 496-byte block
+  h.bins.shrink_to_fit();
+  t.datum = std::move(h);
+  CHECK(queued_sample_bytes(t) == base + 496);
+  t.datum = Bytes(1000);  // 1000 bytes: a 1008-byte block
+  CHECK(queued_sample_bytes(t) == base + 1008);
+  t.datum = std::string(15, 'v');  // fits the string itself
+  CHECK(queued_sample_bytes(t) == base);
+}
+
+// What the allocator holds: small blocks in the arenas, large ones (a segment's vector) mmapped.
+std::size_t heap_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+// The sink's estimate against the allocator's own count, for the bench mix decoded by the real
+// decoder in collections of 100 samples. Prints the per-sample figure docs/sink.md quotes.
+TEST_CASE("queue_bytes follows the heap the queued samples really take") {
+  class Discard final : public BatchWriter {  // the mix has no numbered samples
+   public:
+    Result<WriteStats> write(std::span<const Sample> batch) override {
+      return WriteStats{.samples_written = batch.size()};
+    }
+  };
+  const int kCollections = 100;
+  std::vector<CollectItem> items(1);
+  items[0].samples = bench::mix_samples(0, 100);
+  const std::string body = encode_collect_response(items);
+  items.clear();
+  REQUIRE(decode_collect_response(body).ok());  // the decoder's per-thread buffers, up front
+
+  Fixture f;
+  f.options.batch_size = 5000;
+  f.options.max_queue_samples = 1'000'000;
+  f.options.max_queue_bytes = std::size_t{1} << 30;
+  auto sink = Sink::open(f.options, std::make_unique<Discard>(), f.clock).value();
+  const std::size_t before = heap_in_use();
+  for (int i = 0; i < kCollections; ++i) {
+    auto decoded = decode_collect_response(body);
+    REQUIRE(decoded.ok());
+    REQUIRE(sink->push(std::move((*decoded)[0].samples)) == 100);
+  }
+  const std::size_t after = heap_in_use();
+  const SinkStats s = sink->stats();
+  REQUIRE(s.queue_depth == kCollections * 100);
+  const double heap = static_cast<double>(after - before) / static_cast<double>(s.queue_depth);
+  const double estimate = static_cast<double>(s.queue_bytes) / static_cast<double>(s.queue_depth);
+  MESSAGE("bench mix, queued: " << heap << " heap bytes per sample (mallinfo2), estimated "
+                                << estimate);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their own allocators
+  CHECK(estimate <= heap * 1.1);
+  CHECK(estimate >= heap * 0.9);
+#endif
+}
+
+TEST_CASE("push takes what fits in max_queue_bytes and counts the rest as queue_full") {
+  const std::size_t b = queued_sample_bytes(test::numbered_sample(0));  // the same for all
+  Fixture f;
+  f.options.max_queue_bytes = 25 * b;
+  Sink& sink = f.open();
+  CHECK(sink.push(numbered(0, 20)) == 20);
+  CHECK(sink.stats().queue_bytes == 20 * b);
+  CHECK(sink.push(numbered(20, 10)) == 5);  // the byte bound, far below max_queue_samples
+  CHECK(sink.push(numbered(30, 1)) == 0);
+  SinkStats s = sink.stats();
+  CHECK(s.samples_queued == 25);
+  CHECK(s.dropped_queue_full == 6);
+  CHECK(s.queue_depth == 25);
+  CHECK(s.queue_bytes == 25 * b);
+
+  f.clock.advance(1s);
+  f.drain();  // written: the bytes go with the samples
+  s = sink.stats();
+  CHECK(s.queue_bytes == 0);
+  CHECK(s.in_flight_bytes == 0);
+  CHECK(f.writer->written() == range(0, 25));
+  CHECK(sink.push(numbered(25, 5)) == 5);
+  check_counts_add_up(sink.stats());
+}
+
+TEST_CASE("while Postgres is down the byte threshold spools the excess too") {
+  const std::size_t b = queued_sample_bytes(test::numbered_sample(0));
+  Fixture f;
+  f.options.max_queue_samples = 1000;
+  f.options.spool_above_samples = 900;  // the count is not what binds here
+  f.options.max_queue_bytes = 100 * b;
+  f.options.spool_above_bytes = 20 * b;
+  Sink& sink = f.open();
+  f.set_down(true);
+  sink.push(numbered(0, 15));
+  f.drain();  // one failed attempt: the batch goes back to the queue
+  SinkStats s = sink.stats();
+  CHECK(s.queue_bytes == 15 * b);
+  CHECK(s.samples_spooled == 0);  // what fits under the threshold stays in memory
+
+  sink.push(numbered(15, 30));  // 45 queued in batches of 10, 5, 10, 10, 10
+  f.drain();
+  s = sink.stats();
+  CHECK(s.samples_spooled == 25);
+  CHECK(s.queue_depth == 20);
+  CHECK(s.queue_bytes == 20 * b);
+  CHECK(s.in_flight_bytes == 0);
+  check_counts_add_up(s);
+
+  f.set_down(false);
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->written() == range(0, 45));
+  CHECK(sink.stats().queue_bytes == 0);
+}
+
+TEST_CASE("with the disk refusing the spool, the byte bound drops the excess as spool_error") {
+  const std::size_t b = queued_sample_bytes(test::numbered_sample(0));
+  Fixture f;
+  f.options.max_queue_samples = 1000;
+  f.options.spool_above_samples = 900;
+  f.options.max_queue_bytes = 40 * b;
+  Sink& sink = f.open();
+  f.set_down(true);
+  fs::remove_all(f.options.spool.dir);
+  CHECK(sink.push(numbered(0, 40)) == 40);
+  f.drain();  // the write fails, spooling fails: everything stays in memory
+  CHECK(sink.push(numbered(40, 10)) == 0);
+  SinkStats s = sink.stats();
+  CHECK(s.dropped_spool_error == 10);
+  CHECK(s.dropped_queue_full == 0);
+  CHECK(s.queue_bytes == 40 * b);
+  check_counts_add_up(s);
+
+  fs::create_directories(f.options.spool.dir);
+  f.clock.advance(100ms);
+  f.drain();
+  s = sink.stats();
+  CHECK(s.samples_spooled == 20);  // down to spool_above_bytes (max_queue_bytes / 2)
+  CHECK(s.queue_bytes == 20 * b);
+  f.set_down(false);
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->written() == range(0, 40));
+}
+
+TEST_CASE("a refused batch split in halves keeps its bytes counted") {
+  const std::size_t b = queued_sample_bytes(test::numbered_sample(0));
+  Fixture f;
+  Sink& sink = f.open();
+  f.writer->refuse = {3};
+  sink.push(numbered(0, 10));
+  REQUIRE(sink.run_once());  // refused: two halves go back
+  CHECK(sink.stats().queue_depth == 10);
+  CHECK(sink.stats().queue_bytes == 10 * b);
+  f.drain();
+  CHECK(sink.stats().queue_bytes == 0);
+  CHECK(sink.stats().rejected_database == 1);
 }
 
 TEST_CASE("while Postgres is down memory stays bounded: the excess is spooled") {

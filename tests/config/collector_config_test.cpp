@@ -60,9 +60,21 @@ TEST_CASE("collector defaults") {
   CHECK_FALSE(c->registry.has_value());
   CHECK(c->database.batch_size == 5000);
   CHECK(c->database.retention_days == 30);
+  CHECK(c->database.max_queue_samples == 1'000'000);
+  CHECK(c->database.max_queue_bytes == 128ull << 20);
   CHECK(c->collection.max_in_flight == 64);
   CHECK(c->collection.timeout == std::chrono::seconds(10));
   CHECK_FALSE(c->postgres_monitoring.has_value());
+}
+
+TEST_CASE("database.max_queue_bytes takes a size") {
+  unsetenv("TALLY_DATABASE_URL");
+  auto c = parse_collector_config("database: {url: x, max_queue_bytes: 64MiB}\n", "c.yaml");
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c->database.max_queue_bytes == 64ull << 20);
+  c = parse_collector_config("database: {url: x, max_queue_bytes: 1GiB}\n", "c.yaml");
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c->database.max_queue_bytes == 1ull << 30);
 }
 
 TEST_CASE("bad collector configs name file, line and key") {
@@ -77,6 +89,17 @@ TEST_CASE("bad collector configs name file, line and key") {
       {db + "database: {url: y}\n", "c.yaml:2: database: key given twice"},
       {"database: {url: x, batch_size: 0}\n", "c.yaml:1: database.batch_size: must be from 1"},
       {"database: {url: x, spool_max_bytes: 1GB}\n", "database.spool_max_bytes: bad size '1GB'"},
+      {"database: {url: x, max_queue_bytes: 0}\n",
+       "c.yaml:1: database.max_queue_bytes: must be at least 1MiB"},
+      {"database: {url: x, max_queue_bytes: 512KiB}\n",
+       "c.yaml:1: database.max_queue_bytes: must be at least 1MiB"},
+      {"database: {url: x, max_queue_bytes: -128MiB}\n",
+       "c.yaml:1: database.max_queue_bytes: bad size '-128MiB'"},
+      {"database: {url: x, max_queue_bytes: lots}\n",
+       "c.yaml:1: database.max_queue_bytes: bad size 'lots'"},
+      {"database: {url: x, max_queue_bytes: 128MB}\n",
+       "c.yaml:1: database.max_queue_bytes: bad size '128MB'"},
+      {"database: {url: x, max_queue_bytes: [1]}\n", "c.yaml:1: database.max_queue_bytes: expected"},
       {"database: {url: x, flush: 1s}\n", "c.yaml:1: database.flush: unknown key"},
       {db + "collection: {timeout: 10}\n", "collection.timeout: bad duration '10'"},
       {db + "static_producers:\n  - {id: nope, address: 127.0.0.1:9}\n",

@@ -8,8 +8,10 @@
 //   …
 //   sink->stop();                              // SIGTERM: flush (or spool), then join
 //
-// - push() appends to a bounded in-memory queue (max_queue_samples); what does not fit is dropped
-//   and counted (dropped_queue_full, or dropped_spool_error while the disk refuses the spool).
+// - push() appends to an in-memory queue bounded by a sample count (max_queue_samples) and by the
+//   samples' approximate heap bytes (max_queue_bytes, see queued_sample_bytes); what does not fit
+//   is dropped and counted (dropped_queue_full, or dropped_spool_error while the disk refuses the
+//   spool).
 // - The queue is journaled: push() packs whole pushes into segments of at most batch_size
 //   samples and appends each push to its segment's file under the spool directory with one
 //   write(2) (no fsync), so what push() accepted survives the process being killed. A segment's
@@ -22,8 +24,9 @@
 // - When a write fails because Postgres is unreachable, the batch goes back to the front of the
 //   queue and the writer retries with a capped exponential backoff. Meanwhile (and while the spool
 //   is being replayed) it moves the oldest queued samples, a batch at a time, to the on-disk spool
-//   until no more than spool_above_samples remain in memory. When Postgres answers again the spool
-//   is replayed oldest first (a file is deleted only after its batch committed), then the queue.
+//   until no more than spool_above_samples samples and spool_above_bytes bytes remain in memory.
+//   When Postgres answers again the spool is replayed oldest first (a file is deleted only after
+//   its batch committed), then the queue.
 // - Samples are dropped only when the spool is at its max_bytes (dropped_spool_full), when the
 //   queue is full (dropped_queue_full), when spooling fails during stop() (dropped_spool_error) or
 //   when pushed after stop() (dropped_stopped). Every drop is counted.
@@ -69,9 +72,14 @@ struct SinkOptions {
   std::size_t batch_size = 5000;                                       // database.batch_size
   std::chrono::microseconds batch_interval = std::chrono::seconds(1);  // database.batch_interval
   std::size_t max_queue_samples = 1'000'000;                           // database.max_queue_samples
-  // While Postgres is unreachable or the spool is being replayed, queued samples above this many
-  // are spooled (oldest first, batch_size at a time). 0 means max_queue_samples / 2.
+  // The same queue bounded by memory: the sum of queued_sample_bytes() over the queued samples
+  // (database.max_queue_bytes). Whichever bound is reached first applies.
+  std::size_t max_queue_bytes = std::size_t{128} << 20;
+  // While Postgres is unreachable or the spool is being replayed, queued samples are spooled
+  // (oldest first, a segment at a time) as long as more than spool_above_samples samples or more
+  // than spool_above_bytes bytes are queued. 0 means half of max_queue_samples / max_queue_bytes.
   std::size_t spool_above_samples = 0;
+  std::size_t spool_above_bytes = 0;
   SpoolOptions spool;  // dir "<state_dir>/spool", max_bytes = database.spool_max_bytes
   // Reconnect backoff: doubles from min to max after each failure, reset by a successful write.
   // The same backoff delays the next spool attempt after a spool write error.
@@ -113,11 +121,19 @@ struct SinkStats {
   uint64_t samples_unjournaled = 0;  // queued in memory only: their journal append failed
   uint64_t queue_depth = 0;          // samples in memory, not counting in_flight
   uint64_t in_flight = 0;    // samples the writer holds right now (being written or spooled)
+  uint64_t queue_bytes = 0;        // queued_sample_bytes() of the queue_depth samples
+  uint64_t in_flight_bytes = 0;    // … and of the in_flight ones
   uint64_t spool_bytes = 0;  // spool files to replay and .corrupt files (see spool.h)
   uint64_t spool_files = 0;
   bool database_up = true;  // false from a failed write (or connect) until the next success
   LatencyHistogram insert_latency;
 };
+
+// What one queued sample costs in memory, estimated cheaply (no allocator calls): the Sample
+// object itself plus the heap blocks it owns — the field vectors, strings longer than the small
+// string buffer, a histogram's bins, a bytes datum — each rounded up as glibc's malloc does
+// (8 bytes of header, 16-byte granularity, 32 at least). What max_queue_bytes bounds.
+std::size_t queued_sample_bytes(const Sample& sample);
 
 class Sink {
  public:

@@ -30,6 +30,7 @@ struct DatabaseConfig {
   int64_t batch_size = 5000;
   std::chrono::microseconds batch_interval = std::chrono::seconds(1);
   int64_t max_queue_samples = 1'000'000;
+  uint64_t max_queue_bytes = 128ull << 20;  // the same queue bounded by memory (docs/decisions.md)
   uint64_t spool_max_bytes = 1ull << 30;
   int64_t retention_days = 30;  // day partitions older than this are dropped
 };
