@@ -1,7 +1,6 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "prometheus_encode.h"
 #include "tally/common/collect_json.h"
 #include "tally/common/http_server.h"
 #include "tally/common/prometheus_text.h"
@@ -65,7 +64,7 @@ struct ProducerServer::Impl {
                                     : HttpResponse{200,
                                                    std::string(prometheus::kContentType),
                                                    {},
-                                                   encode_prometheus(registry->collect())};
+                                                   registry->collect_prometheus()};
     if (self) {
       (collect ? oximeter : prometheus_text)
           .record(response.body.size(), std::chrono::steady_clock::now() - started);

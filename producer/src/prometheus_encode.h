@@ -12,11 +12,62 @@
 
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "tally/common/collect_json.h"
 
 namespace tally {
 
 std::string encode_prometheus(std::span<const CollectItem> items);
+
+// The constant text of one timeseries — family name, HELP text, label pairs — rendered once for
+// a producer that serves the same series at every collection (MetricSet does), so that a
+// collection only writes the values. Immutable once made.
+struct PrometheusSeries {
+  enum class Kind { kCounter, kGauge, kHistogram, kInfo, kNone };
+
+  Kind kind = Kind::kNone;  // of the datum it was made for; kNone: not served
+  std::string family;       // "<target>_<metric>", "_total" added for a counter
+  std::string help;         // "Tally timeseries <target>:<metric> (<datum type>)"
+  std::string labels;       // a="x",b="y": target fields, then metric fields
+  std::string timeseries_name;
+  bool has_value_field = false;  // a string gauge cannot add its "value" label
+  bool has_le_field = false;     // a histogram cannot add its "le" label
+};
+
+// Makes the PrometheusSeries of samples; keeps the label text of the last target, so the
+// samples of one producer format their target's fields once.
+class PrometheusSeriesMaker {
+ public:
+  PrometheusSeries make(const Target& target, const Metric& metric, const Datum& datum);
+
+ private:
+  bool have_target_ = false;
+  Fields target_fields_;
+  std::string target_labels_;
+  std::string scratch_;
+};
+
+// Writes one response: samples are added producer by producer, the text is written family by
+// family (each family's samples together under one TYPE line), families in first-seen order.
+// Holds pointers: the series and datums added must outlive finish().
+class PrometheusWriter {
+ public:
+  void add_error(const ProducerError& error);
+  void add(const PrometheusSeries& series, const Datum& datum);
+  std::string finish();
+
+ private:
+  struct Family {
+    const PrometheusSeries* first;
+    std::vector<std::pair<const PrometheusSeries*, const Datum*>> samples;
+  };
+  std::string comments_;  // errors and skipped series, written before every family
+  std::vector<Family> families_;
+  std::unordered_map<std::string_view, std::size_t> by_name_;  // views of PrometheusSeries::family
+  std::size_t lines_ = 0;
+};
 
 }  // namespace tally
