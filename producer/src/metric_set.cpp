@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 #include "prometheus_encode.h"
-
 #include "tally/common/time.h"
 
 namespace tally {
@@ -197,8 +196,7 @@ void MetricSet::append_samples_json(std::string& out) const {
   }
 }
 
-void MetricSet::read_prometheus(
-    std::vector<std::pair<const PrometheusSeries*, Datum>>& out) const {
+void MetricSet::read_prometheus(std::vector<std::pair<const PrometheusSeries*, Datum>>& out) const {
   std::lock_guard lock(mu_);
   if (!prometheus_) prometheus_ = std::make_unique<PrometheusCache>();
   PrometheusCache& cache = *prometheus_;

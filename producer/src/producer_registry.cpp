@@ -129,9 +129,9 @@ std::string ProducerRegistry::collect_prometheus() const {
   const std::vector<std::shared_ptr<Entry>> entries = this->entries();
   // First every producer is read, then the text is written: a family's samples come from all
   // producers, so nothing can be written before the last one is read.
-  std::vector<std::pair<const PrometheusSeries*, Datum>> values;  // of the MetricSets
+  std::vector<std::pair<const PrometheusSeries*, Datum>> values;            // of the MetricSets
   std::vector<std::pair<std::size_t, std::size_t>> ranges(entries.size());  // in `values`
-  std::vector<CollectItem> items(entries.size());                          // of the others
+  std::vector<CollectItem> items(entries.size());                           // of the others
   for (std::size_t i = 0; i < entries.size(); ++i) {
     Entry& entry = *entries[i];
     std::lock_guard lock(entry.produce_mu);

@@ -150,8 +150,7 @@ void append_sample(std::string& out, std::string_view family, const PrometheusSe
           append_line(out, family, {}, labels, {}, d);
         } else if constexpr (std::is_same_v<D, std::string>) {
           if (series.has_value_field) {
-            out += "# skipped " + series.timeseries_name +
-                   ": a field is already called 'value'\n";
+            out += "# skipped " + series.timeseries_name + ": a field is already called 'value'\n";
             return;
           }
           std::string value = "value=\"";

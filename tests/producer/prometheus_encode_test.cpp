@@ -189,9 +189,16 @@ TEST_CASE("collect_prometheus() writes what encode_prometheus(collect()) writes,
   registry->add(api);
   registry->add(std::make_shared<FixedProducer>(std::vector<Sample>{
       sample("http_service", {}, "request_count", {{"route", std::string("/x")}},
-             Cumulative<uint64_t>{kStart, 1}),        // joins api's family
-      sample("a_b", {}, "c", {}, Histogram<int64_t>{  // collides with other's a:b_c gauge
-                                     kStart, {{std::nullopt, 1}, {10, 0}}, 1, 3, 3, 3, 0}),
+             Cumulative<uint64_t>{kStart, 1}),  // joins api's family
+      sample("a_b", {}, "c", {},
+             Histogram<int64_t>{// collides with other's a:b_c gauge
+                                kStart,
+                                {{std::nullopt, 1}, {10, 0}},
+                                1,
+                                3,
+                                3,
+                                3,
+                                0}),
       sample("x", {}, "raw", {}, Bytes{1, 2}),
   }));
   registry->add(std::make_shared<FailingProducer>());

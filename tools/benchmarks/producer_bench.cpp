@@ -1,8 +1,7 @@
 // Producer library benchmarks (DESIGN.md §10): counter increment ≤ 10 ns uncontended, serving
 // 10,000 samples ≤ 5 ms. Run by tools/bench; built when TALLY_BUILD_BENCHMARKS is on.
-#include <benchmark/benchmark.h>
-
 #include <arpa/inet.h>
+#include <benchmark/benchmark.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -215,8 +214,7 @@ class RawHttpClient {
   // GET `path`; returns the body's size, or 0 when the exchange failed or the status is not 200.
   std::size_t get(std::string_view path) {
     if (fd_ < 0) return 0;
-    const std::string request =
-        "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request.size())) {
       return 0;

@@ -96,8 +96,8 @@ class MetricSet final : public Producer {
   const std::shared_ptr<const TargetJson> target_json_;
   mutable std::mutex mu_;
   std::vector<Entry> entries_;
-  std::unordered_map<std::string, std::size_t> index_;  // metric key → entries_ position
-  std::unordered_map<std::string, std::size_t> first_;  // metric name → its first entry
+  std::unordered_map<std::string, std::size_t> index_;   // metric key → entries_ position
+  std::unordered_map<std::string, std::size_t> first_;   // metric name → its first entry
   mutable std::unique_ptr<PrometheusCache> prometheus_;  // under mu_; made by the first /metrics
 };
 
