@@ -1,4 +1,3 @@
-#include <deque>
 #include <exception>
 #include <stdexcept>
 
@@ -143,8 +142,6 @@ std::string ProducerRegistry::collect_prometheus() const {
       collect_one(*entry.producer, entry.trusted, items[i]);
     }
   }
-  std::deque<PrometheusSeries> series;  // of the other producers' samples, made per sample
-  PrometheusSeriesMaker maker;
   PrometheusWriter writer;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i]->trusted) {
@@ -154,9 +151,7 @@ std::string ProducerRegistry::collect_prometheus() const {
     } else if (items[i].error) {
       writer.add_error(*items[i].error);
     } else {
-      for (const Sample& s : items[i].samples) {
-        writer.add(series.emplace_back(maker.make(s.target, s.metric, s.datum)), s.datum);
-      }
+      for (const Sample& s : items[i].samples) writer.add(s);
     }
   }
   return writer.finish();

@@ -1,6 +1,5 @@
 #include "prometheus_encode.h"
 
-#include <deque>
 #include <optional>
 #include <type_traits>
 #include <unordered_map>
@@ -127,17 +126,42 @@ class BucketLabels {
   std::vector<std::string> text_;
 };
 
+// A line from its prefix (what append_line writes before the value).
 template <class T>
-void append_histogram(std::string& out, std::string_view name, std::string_view labels,
-                      const Histogram<T>& h, BucketLabels& buckets) {
+void append_value_line(std::string& out, std::string_view prefix, T value) {
+  out += prefix;
+  append_number(out, value);
+  out += '\n';
+}
+
+// "name{labels} " (no braces without labels): what append_line writes before a value.
+std::string line_prefix(std::string_view name, std::string_view suffix, std::string_view labels) {
+  std::string prefix(name);
+  prefix += suffix;
+  if (!labels.empty()) {
+    prefix += '{';
+    prefix += labels;
+    prefix += '}';
+  }
+  prefix += ' ';
+  return prefix;
+}
+
+template <class T>
+void append_histogram(std::string& out, const PrometheusSeries& series, const Histogram<T>& h,
+                      BucketLabels& buckets) {
   const std::vector<std::string>& le = buckets.of(h);
   uint64_t cumulative = 0;
   for (std::size_t i = 0; i < h.bins.size(); ++i) {
     cumulative += h.bins[i].count;
-    append_line(out, name, "_bucket", labels, le[i], cumulative);
+    out += series.bucket_prefix;
+    out += le[i];
+    out += "} ";
+    append_number(out, cumulative);
+    out += '\n';
   }
-  append_line(out, name, "_sum", labels, {}, h.sum_of_samples);
-  append_line(out, name, "_count", labels, {}, cumulative);
+  append_value_line(out, series.sum_prefix, h.sum_of_samples);
+  append_value_line(out, series.count_prefix, cumulative);
 }
 
 void append_sample(std::string& out, std::string_view family, const PrometheusSeries& series,
@@ -147,7 +171,7 @@ void append_sample(std::string& out, std::string_view family, const PrometheusSe
       [&](const auto& d) {
         using D = std::decay_t<decltype(d)>;
         if constexpr (std::is_arithmetic_v<D>) {
-          append_line(out, family, {}, labels, {}, d);
+          append_value_line(out, series.value_prefix, d);
         } else if constexpr (std::is_same_v<D, std::string>) {
           if (series.has_value_field) {
             out += "# skipped " + series.timeseries_name + ": a field is already called 'value'\n";
@@ -161,16 +185,80 @@ void append_sample(std::string& out, std::string_view family, const PrometheusSe
                                d.value;
                                d.start_time;
                              }) {
-          append_line(out, family, {}, labels, {}, d.value);
+          append_value_line(out, series.value_prefix, d.value);
         } else if constexpr (requires { d.bins; }) {
           if (series.has_le_field) {
             out += "# skipped " + series.timeseries_name + ": a field is called 'le'\n";
             return;
           }
-          append_histogram(out, family, labels, d, buckets);
+          append_histogram(out, series, d, buckets);
         }
       },
       datum);
+}
+
+// The label pairs of a sample of another producer, `a="x",b="y"`. The target's part is kept
+// from the previous sample when its fields are the same, as they are for every sample of one
+// producer: comparing is cheaper than formatting (a UUID, escaping).
+class LabelText {
+ public:
+  const std::string& of(const Sample& s) {
+    if (!target_fields_ || !(*target_fields_ == s.target.fields)) {
+      target_text_.clear();
+      append_labels(target_text_, s.target.fields, scratch_);
+      target_fields_ = s.target.fields;
+    }
+    text_ = target_text_;
+    append_labels(text_, s.metric.fields, scratch_);
+    return text_;
+  }
+
+ private:
+  std::optional<Fields> target_fields_;
+  std::string target_text_;
+  std::string text_;
+  std::string scratch_;
+};
+
+// append_sample for a sample of another producer, formatting its labels as it goes.
+void append_other_sample(std::string& out, std::string_view family, const Sample& s,
+                         LabelText& label_text, BucketLabels& buckets) {
+  const std::string& labels = label_text.of(s);
+  std::visit(
+      [&](const auto& d) {
+        using D = std::decay_t<decltype(d)>;
+        if constexpr (std::is_arithmetic_v<D>) {
+          append_line(out, family, {}, labels, {}, d);
+        } else if constexpr (std::is_same_v<D, std::string>) {
+          if (has_field(s.target, s.metric, "value")) {
+            out += "# skipped " + s.timeseries_name() + ": a field is already called 'value'\n";
+            return;
+          }
+          std::string value = "value=\"";
+          prometheus::append_label_value(value, d);
+          value += '"';
+          append_line(out, family, {}, labels, value, int64_t{1});
+        } else if constexpr (requires {
+                               d.value;
+                               d.start_time;
+                             }) {
+          append_line(out, family, {}, labels, {}, d.value);
+        } else if constexpr (requires { d.bins; }) {
+          if (has_field(s.target, s.metric, "le")) {
+            out += "# skipped " + s.timeseries_name() + ": a field is called 'le'\n";
+            return;
+          }
+          const std::vector<std::string>& le = buckets.of(d);
+          uint64_t cumulative = 0;
+          for (std::size_t i = 0; i < d.bins.size(); ++i) {
+            cumulative += d.bins[i].count;
+            append_line(out, family, "_bucket", labels, le[i], cumulative);
+          }
+          append_line(out, family, "_sum", labels, {}, d.sum_of_samples);
+          append_line(out, family, "_count", labels, {}, cumulative);
+        }
+      },
+      s.datum);
 }
 
 std::size_t lines_of(const Datum& datum) {
@@ -215,6 +303,20 @@ PrometheusSeries PrometheusSeriesMaker::make(const Target& target, const Metric&
   }
   series.labels = target_labels_;
   append_labels(series.labels, metric.fields, scratch_);
+  switch (series.kind) {
+    case Kind::kCounter:
+    case Kind::kGauge:
+      series.value_prefix = line_prefix(series.family, {}, series.labels);
+      break;
+    case Kind::kHistogram:
+      series.bucket_prefix = series.family + "_bucket{" + series.labels;
+      if (!series.labels.empty()) series.bucket_prefix += ',';
+      series.sum_prefix = line_prefix(series.family, "_sum", series.labels);
+      series.count_prefix = line_prefix(series.family, "_count", series.labels);
+      break;
+    default:
+      break;
+  }
   series.has_value_field = has_field(target, metric, "value");
   series.has_le_field = has_field(target, metric, "le");
   return series;
@@ -226,17 +328,43 @@ void PrometheusWriter::add_error(const ProducerError& error) {
 
 void PrometheusWriter::add(const PrometheusSeries& series, const Datum& datum) {
   if (series.kind == Kind::kNone) return;
-  const auto [it, fresh] = by_name_.try_emplace(series.family, families_.size());
-  if (fresh) families_.push_back(Family{&series, {}});
+  auto it = by_name_.find(std::string_view(series.family));
+  if (it == by_name_.end()) {
+    it = by_name_.emplace(series.family, families_.size()).first;
+    families_.push_back(Family{series.family, series.kind, series.help, {}});
+  }
   Family& family = families_[it->second];
-  if (family.first->kind != series.kind) {
-    append_comment_line(comments_, "skipped " + series.timeseries_name + ": family " +
-                                       family.first->family + " is already a " +
-                                       std::string(type_name(family.first->kind)));
+  if (family.kind != series.kind) {
+    append_comment_line(comments_, "skipped " + series.timeseries_name + ": family " + family.name +
+                                       " is already a " + std::string(type_name(family.kind)));
     return;
   }
-  family.samples.emplace_back(&series, &datum);
+  family.lines.push_back(Line{&series, &datum, nullptr});
   lines_ += lines_of(datum);
+}
+
+void PrometheusWriter::add(const Sample& s) {
+  const Kind kind = kind_of(s.datum);
+  if (kind == Kind::kNone) return;
+  std::string name = s.target.name + "_" + s.metric.name;
+  if (kind == Kind::kCounter && !name.ends_with("_total")) name += "_total";
+  auto it = by_name_.find(std::string_view(name));
+  if (it == by_name_.end()) {
+    it = by_name_.emplace(name, families_.size()).first;
+    families_.push_back(Family{std::move(name),
+                               kind,
+                               "Tally timeseries " + s.timeseries_name() + " (" +
+                                   std::string(to_string(datum_type(s.datum))) + ")",
+                               {}});
+  }
+  Family& family = families_[it->second];
+  if (family.kind != kind) {
+    append_comment_line(comments_, "skipped " + s.timeseries_name() + ": family " + family.name +
+                                       " is already a " + std::string(type_name(family.kind)));
+    return;
+  }
+  family.lines.push_back(Line{nullptr, &s.datum, &s});
+  lines_ += lines_of(s.datum);
 }
 
 std::string PrometheusWriter::finish() {
@@ -247,29 +375,28 @@ std::string PrometheusWriter::finish() {
   out.reserve(comments_.size() + lines_ * 192);
   out += comments_;
   BucketLabels buckets;
+  LabelText label_text;
   for (const Family& family : families_) {
-    const PrometheusSeries& first = *family.first;
-    prometheus::append_family(out, first.family, type_name(first.kind), first.help);
-    for (const auto& [series, datum] : family.samples) {
-      append_sample(out, first.family, *series, *datum, buckets);
+    prometheus::append_family(out, family.name, type_name(family.kind), family.help);
+    for (const Line& line : family.lines) {
+      if (line.series != nullptr) {
+        append_sample(out, family.name, *line.series, *line.datum, buckets);
+      } else {
+        append_other_sample(out, family.name, *line.sample, label_text, buckets);
+      }
     }
   }
   return out;
 }
 
 std::string encode_prometheus(std::span<const CollectItem> items) {
-  // The series of these samples are made here, once per sample; a deque keeps them in place.
-  std::deque<PrometheusSeries> series;
-  PrometheusSeriesMaker maker;
   PrometheusWriter writer;
   for (const CollectItem& item : items) {
     if (item.error) {
       writer.add_error(*item.error);
       continue;
     }
-    for (const Sample& s : item.samples) {
-      writer.add(series.emplace_back(maker.make(s.target, s.metric, s.datum)), s.datum);
-    }
+    for (const Sample& s : item.samples) writer.add(s);
   }
   return writer.finish();
 }
