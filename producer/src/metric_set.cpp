@@ -1,8 +1,10 @@
 #include "tally/producer/metric_set.h"
 
 #include <algorithm>
+#include <deque>
 #include <stdexcept>
 
+#include "prometheus_encode.h"
 #include "tally/common/time.h"
 
 namespace tally {
@@ -41,6 +43,13 @@ void throw_if_error(const Status& status) {
 }
 
 }  // namespace
+
+// The PrometheusSeries of entries_[i] is series[i] once made; a deque keeps their addresses while
+// later ones are added.
+struct MetricSet::PrometheusCache {
+  std::deque<PrometheusSeries> series;
+  PrometheusSeriesMaker maker;
+};
 
 MetricSet::MetricSet(Target target)
     : target_(std::move(target)), target_json_(std::make_shared<TargetJson>(target_)) {
@@ -184,6 +193,21 @@ void MetricSet::append_samples_json(std::string& out) const {
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     if (i > 0) out.push_back(',');
     entries_[i].json.append(out, timestamp, entries_[i].cell->read());
+  }
+}
+
+void MetricSet::read_prometheus(std::vector<std::pair<const PrometheusSeries*, Datum>>& out) const {
+  std::lock_guard lock(mu_);
+  if (!prometheus_) prometheus_ = std::make_unique<PrometheusCache>();
+  PrometheusCache& cache = *prometheus_;
+  out.reserve(out.size() + entries_.size());
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    Datum datum = entries_[i].cell->read();
+    // Entries are only ever added, so the cache is a prefix of them.
+    if (i == cache.series.size()) {
+      cache.series.push_back(cache.maker.make(target_, entries_[i].metric, datum));
+    }
+    out.emplace_back(&cache.series[i], std::move(datum));
   }
 }
 

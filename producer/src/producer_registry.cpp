@@ -1,6 +1,7 @@
 #include <exception>
 #include <stdexcept>
 
+#include "prometheus_encode.h"
 #include "tally/producer/metric_set.h"
 #include "tally/producer/producer.h"
 
@@ -121,6 +122,39 @@ std::string ProducerRegistry::collect_json() const {
   out.push_back(']');
   json_size_hint_.store(out.size(), std::memory_order_relaxed);
   return out;
+}
+
+std::string ProducerRegistry::collect_prometheus() const {
+  const std::vector<std::shared_ptr<Entry>> entries = this->entries();
+  // First every producer is read, then the text is written: a family's samples come from all
+  // producers, so nothing can be written before the last one is read.
+  std::vector<std::pair<const PrometheusSeries*, Datum>> values;            // of the MetricSets
+  std::vector<std::pair<std::size_t, std::size_t>> ranges(entries.size());  // in `values`
+  std::vector<CollectItem> items(entries.size());                           // of the others
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    Entry& entry = *entries[i];
+    std::lock_guard lock(entry.produce_mu);
+    if (entry.trusted) {
+      ranges[i].first = values.size();
+      static_cast<const MetricSet&>(*entry.producer).read_prometheus(values);
+      ranges[i].second = values.size();
+    } else {
+      collect_one(*entry.producer, entry.trusted, items[i]);
+    }
+  }
+  PrometheusWriter writer;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i]->trusted) {
+      for (std::size_t j = ranges[i].first; j < ranges[i].second; ++j) {
+        writer.add(*values[j].first, values[j].second);
+      }
+    } else if (items[i].error) {
+      writer.add_error(*items[i].error);
+    } else {
+      for (const Sample& s : items[i].samples) writer.add(s);
+    }
+  }
+  return writer.finish();
 }
 
 }  // namespace tally

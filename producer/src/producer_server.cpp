@@ -1,7 +1,6 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "prometheus_encode.h"
 #include "tally/common/collect_json.h"
 #include "tally/common/http_server.h"
 #include "tally/common/prometheus_text.h"
@@ -61,11 +60,11 @@ struct ProducerServer::Impl {
       return r;
     }
     const auto started = std::chrono::steady_clock::now();
-    HttpResponse response = collect ? HttpResponse::json(200, registry->collect_json())
-                                    : HttpResponse{200,
-                                                   std::string(prometheus::kContentType),
-                                                   {},
-                                                   encode_prometheus(registry->collect())};
+    HttpResponse response =
+        collect
+            ? HttpResponse::json(200, registry->collect_json())
+            : HttpResponse{
+                  200, std::string(prometheus::kContentType), {}, registry->collect_prometheus()};
     if (self) {
       (collect ? oximeter : prometheus_text)
           .record(response.body.size(), std::chrono::steady_clock::now() - started);

@@ -11,7 +11,7 @@
 namespace tally {
 namespace {
 
-enum class Kind { kCounter, kGauge, kHistogram, kInfo, kNone };
+using Kind = PrometheusSeries::Kind;
 
 Kind kind_of(const Datum& datum) {
   if (is_missing(datum)) return Kind::kNone;
@@ -34,19 +34,6 @@ std::string_view type_name(Kind kind) {
   }
 }
 
-std::string family_name(const Sample& s, Kind kind) {
-  std::string name = s.target.name + "_" + s.metric.name;
-  if (kind == Kind::kCounter && !name.ends_with("_total")) name += "_total";
-  return name;
-}
-
-struct Family {
-  std::string name;
-  Kind kind;
-  std::string help;
-  std::vector<const Sample*> samples;
-};
-
 void append_labels(std::string& text, const Fields& fields, std::string& scratch) {
   for (const Field& f : fields) {
     if (!text.empty()) text += ',';
@@ -59,31 +46,8 @@ void append_labels(std::string& text, const Fields& fields, std::string& scratch
   }
 }
 
-// The label pairs of one sample, `a="x",b="y"`, written once and reused by all its lines. The
-// target's part is kept from the previous sample when its fields are the same, as they are for
-// every sample of one producer: comparing is cheaper than formatting (a UUID, escaping).
-class LabelText {
- public:
-  const std::string& of(const Sample& s) {
-    if (!target_fields_ || !(*target_fields_ == s.target.fields)) {
-      target_text_.clear();
-      append_labels(target_text_, s.target.fields, scratch_);
-      target_fields_ = s.target.fields;
-    }
-    text_ = target_text_;
-    append_labels(text_, s.metric.fields, scratch_);
-    return text_;
-  }
-
- private:
-  std::optional<Fields> target_fields_;
-  std::string target_text_;
-  std::string text_;
-  std::string scratch_;
-};
-
-bool has_field(const Sample& s, std::string_view name) {
-  for (const Fields* fields : {&s.target.fields, &s.metric.fields}) {
+bool has_field(const Target& target, const Metric& metric, std::string_view name) {
+  for (const Fields* fields : {&target.fields, &metric.fields}) {
     for (const Field& f : *fields) {
       if (f.name == name) return true;
     }
@@ -123,78 +87,190 @@ void append_line(std::string& out, std::string_view name, std::string_view suffi
   out += '\n';
 }
 
+// The le="…" pairs of a histogram's buckets, kept from the previous histogram when its edges
+// are the same, bit for bit: the histograms of one family nearly always share their edges, and
+// formatting a float is the costly part of a bucket line.
+class BucketLabels {
+ public:
+  template <class T>
+  const std::vector<std::string>& of(const Histogram<T>& h) {
+    scratch_.clear();
+    // The edges' type is part of the key: the same bits read as another type print otherwise.
+    scratch_.push_back(static_cast<char>(sizeof(T) * 4 + (std::is_floating_point_v<T> ? 2 : 0) +
+                                         (std::is_signed_v<T> ? 1 : 0)));
+    for (std::size_t i = 1; i < h.bins.size(); ++i) {
+      const std::optional<T>& lower = h.bins[i].lower;
+      scratch_.push_back(lower ? '1' : '0');
+      if (lower) scratch_.append(reinterpret_cast<const char*>(&*lower), sizeof(T));
+    }
+    if (scratch_ != key_) {
+      key_.swap(scratch_);
+      text_.resize(h.bins.size());
+      for (std::size_t i = 0; i < h.bins.size(); ++i) {
+        std::string& le = text_[i];
+        le = "le=\"";
+        if (i + 1 < h.bins.size()) {
+          append_number(le, *h.bins[i + 1].lower);
+        } else {
+          le += "+Inf";
+        }
+        le += '"';
+      }
+    }
+    return text_;
+  }
+
+ private:
+  std::string key_;  // the type and the edges text_ was made from
+  std::string scratch_;
+  std::vector<std::string> text_;
+};
+
+// A line from its prefix (what append_line writes before the value).
 template <class T>
-void append_histogram(std::string& out, std::string_view name, std::string_view labels,
-                      const Histogram<T>& h) {
-  std::string le;
+void append_value_line(std::string& out, std::string_view prefix, T value) {
+  out += prefix;
+  append_number(out, value);
+  out += '\n';
+}
+
+// "name{labels} " (no braces without labels): what append_line writes before a value.
+std::string line_prefix(std::string_view name, std::string_view suffix, std::string_view labels) {
+  std::string prefix(name);
+  prefix += suffix;
+  if (!labels.empty()) {
+    prefix += '{';
+    prefix += labels;
+    prefix += '}';
+  }
+  prefix += ' ';
+  return prefix;
+}
+
+template <class T>
+void append_histogram(std::string& out, const PrometheusSeries& series, const Histogram<T>& h,
+                      BucketLabels& buckets) {
+  const std::vector<std::string>& le = buckets.of(h);
   uint64_t cumulative = 0;
   for (std::size_t i = 0; i < h.bins.size(); ++i) {
     cumulative += h.bins[i].count;
-    le = "le=\"";
-    if (i + 1 < h.bins.size()) {
-      append_number(le, *h.bins[i + 1].lower);
-    } else {
-      le += "+Inf";
-    }
-    le += '"';
-    append_line(out, name, "_bucket", labels, le, cumulative);
+    out += series.bucket_prefix;
+    out += le[i];
+    out += "} ";
+    append_number(out, cumulative);
+    out += '\n';
   }
-  append_line(out, name, "_sum", labels, {}, h.sum_of_samples);
-  append_line(out, name, "_count", labels, {}, cumulative);
+  append_value_line(out, series.sum_prefix, h.sum_of_samples);
+  append_value_line(out, series.count_prefix, cumulative);
 }
 
-void append_sample(std::string& out, const Family& family, const Sample& s, LabelText& label_text) {
+void append_sample(std::string& out, std::string_view family, const PrometheusSeries& series,
+                   const Datum& datum, BucketLabels& buckets) {
+  const std::string& labels = series.labels;
+  std::visit(
+      [&](const auto& d) {
+        using D = std::decay_t<decltype(d)>;
+        if constexpr (std::is_arithmetic_v<D>) {
+          append_value_line(out, series.value_prefix, d);
+        } else if constexpr (std::is_same_v<D, std::string>) {
+          if (series.has_value_field) {
+            out += "# skipped " + series.timeseries_name + ": a field is already called 'value'\n";
+            return;
+          }
+          std::string value = "value=\"";
+          prometheus::append_label_value(value, d);
+          value += '"';
+          append_line(out, family, {}, labels, value, int64_t{1});
+        } else if constexpr (requires {
+                               d.value;
+                               d.start_time;
+                             }) {
+          append_value_line(out, series.value_prefix, d.value);
+        } else if constexpr (requires { d.bins; }) {
+          if (series.has_le_field) {
+            out += "# skipped " + series.timeseries_name + ": a field is called 'le'\n";
+            return;
+          }
+          append_histogram(out, series, d, buckets);
+        }
+      },
+      datum);
+}
+
+// The label pairs of a sample of another producer, `a="x",b="y"`. The target's part is kept
+// from the previous sample when its fields are the same, as they are for every sample of one
+// producer: comparing is cheaper than formatting (a UUID, escaping).
+class LabelText {
+ public:
+  const std::string& of(const Sample& s) {
+    if (!target_fields_ || !(*target_fields_ == s.target.fields)) {
+      target_text_.clear();
+      append_labels(target_text_, s.target.fields, scratch_);
+      target_fields_ = s.target.fields;
+    }
+    text_ = target_text_;
+    append_labels(text_, s.metric.fields, scratch_);
+    return text_;
+  }
+
+ private:
+  std::optional<Fields> target_fields_;
+  std::string target_text_;
+  std::string text_;
+  std::string scratch_;
+};
+
+// append_sample for a sample of another producer, formatting its labels as it goes.
+void append_other_sample(std::string& out, std::string_view family, const Sample& s,
+                         LabelText& label_text, BucketLabels& buckets) {
   const std::string& labels = label_text.of(s);
   std::visit(
       [&](const auto& d) {
         using D = std::decay_t<decltype(d)>;
         if constexpr (std::is_arithmetic_v<D>) {
-          append_line(out, family.name, {}, labels, {}, d);
+          append_line(out, family, {}, labels, {}, d);
         } else if constexpr (std::is_same_v<D, std::string>) {
-          if (has_field(s, "value")) {
+          if (has_field(s.target, s.metric, "value")) {
             out += "# skipped " + s.timeseries_name() + ": a field is already called 'value'\n";
             return;
           }
           std::string value = "value=\"";
           prometheus::append_label_value(value, d);
           value += '"';
-          append_line(out, family.name, {}, labels, value, int64_t{1});
+          append_line(out, family, {}, labels, value, int64_t{1});
         } else if constexpr (requires {
                                d.value;
                                d.start_time;
                              }) {
-          append_line(out, family.name, {}, labels, {}, d.value);
+          append_line(out, family, {}, labels, {}, d.value);
         } else if constexpr (requires { d.bins; }) {
-          if (has_field(s, "le")) {
+          if (has_field(s.target, s.metric, "le")) {
             out += "# skipped " + s.timeseries_name() + ": a field is called 'le'\n";
             return;
           }
-          append_histogram(out, family.name, labels, d);
+          const std::vector<std::string>& le = buckets.of(d);
+          uint64_t cumulative = 0;
+          for (std::size_t i = 0; i < d.bins.size(); ++i) {
+            cumulative += d.bins[i].count;
+            append_line(out, family, "_bucket", labels, le[i], cumulative);
+          }
+          append_line(out, family, "_sum", labels, {}, d.sum_of_samples);
+          append_line(out, family, "_count", labels, {}, cumulative);
         }
       },
       s.datum);
 }
 
-// Room for the whole text up front: growing a multi-megabyte string by doubling copies it
-// over and over.
-std::size_t estimated_size(std::span<const CollectItem> items) {
-  std::size_t lines = 0;
-  for (const CollectItem& item : items) {
-    for (const Sample& s : item.samples) {
-      std::visit(
-          [&](const auto& d) {
-            if constexpr (requires { d.bins; }) {
-              lines += d.bins.size() + 2;
-            } else {
-              lines += 1;
-            }
-          },
-          s.datum);
-    }
-  }
-  // Generous: pages never written are never touched, while a short guess copies everything
-  // written so far (a line with a few labels and a UUID is 150 bytes).
-  return lines * 192;
+std::size_t lines_of(const Datum& datum) {
+  return std::visit(
+      [](const auto& d) -> std::size_t {
+        if constexpr (requires { d.bins; }) {
+          return d.bins.size() + 2;
+        } else {
+          return 1;
+        }
+      },
+      datum);
 }
 
 void append_comment_line(std::string& out, std::string_view text) {
@@ -205,45 +281,124 @@ void append_comment_line(std::string& out, std::string_view text) {
 
 }  // namespace
 
-std::string encode_prometheus(std::span<const CollectItem> items) {
-  // The text format wants each family's samples together under one TYPE line, while a
-  // registry lists samples producer by producer: group first, keeping first-seen order.
-  std::vector<Family> families;
-  std::unordered_map<std::string, std::size_t> by_name;
-  std::string out;
-  out.reserve(estimated_size(items));
-  for (const CollectItem& item : items) {
-    if (item.error) {
-      append_comment_line(out, "producer error: " + item.error->type + ": " + item.error->content);
-      continue;
-    }
-    for (const Sample& s : item.samples) {
-      const Kind kind = kind_of(s.datum);
-      if (kind == Kind::kNone) continue;
-      std::string name = family_name(s, kind);
-      const auto [it, fresh] = by_name.try_emplace(name, families.size());
-      if (fresh) {
-        families.push_back(Family{std::move(name),
-                                  kind,
-                                  "Tally timeseries " + s.timeseries_name() + " (" +
-                                      std::string(to_string(datum_type(s.datum))) + ")",
-                                  {}});
-      }
-      Family& family = families[it->second];
-      if (family.kind != kind) {
-        append_comment_line(out, "skipped " + s.timeseries_name() + ": family " + family.name +
-                                     " is already a " + std::string(type_name(family.kind)));
-        continue;
-      }
-      family.samples.push_back(&s);
-    }
+PrometheusSeries PrometheusSeriesMaker::make(const Target& target, const Metric& metric,
+                                             const Datum& datum) {
+  PrometheusSeries series;
+  series.kind = kind_of(datum);
+  if (series.kind == Kind::kNone) return series;
+  series.family = target.name + "_" + metric.name;
+  if (series.kind == Kind::kCounter && !series.family.ends_with("_total")) {
+    series.family += "_total";
   }
+  series.timeseries_name = target.name + ":" + metric.name;
+  series.help = "Tally timeseries " + series.timeseries_name + " (" +
+                std::string(to_string(datum_type(datum))) + ")";
+  // The target's part is kept from the previous series when its fields are the same, as they
+  // are for every series of one producer: comparing is cheaper than formatting (a UUID, escaping).
+  if (!have_target_ || !(target_fields_ == target.fields)) {
+    target_labels_.clear();
+    append_labels(target_labels_, target.fields, scratch_);
+    target_fields_ = target.fields;
+    have_target_ = true;
+  }
+  series.labels = target_labels_;
+  append_labels(series.labels, metric.fields, scratch_);
+  switch (series.kind) {
+    case Kind::kCounter:
+    case Kind::kGauge:
+      series.value_prefix = line_prefix(series.family, {}, series.labels);
+      break;
+    case Kind::kHistogram:
+      series.bucket_prefix = series.family + "_bucket{" + series.labels;
+      if (!series.labels.empty()) series.bucket_prefix += ',';
+      series.sum_prefix = line_prefix(series.family, "_sum", series.labels);
+      series.count_prefix = line_prefix(series.family, "_count", series.labels);
+      break;
+    default:
+      break;
+  }
+  series.has_value_field = has_field(target, metric, "value");
+  series.has_le_field = has_field(target, metric, "le");
+  return series;
+}
+
+void PrometheusWriter::add_error(const ProducerError& error) {
+  append_comment_line(comments_, "producer error: " + error.type + ": " + error.content);
+}
+
+void PrometheusWriter::add(const PrometheusSeries& series, const Datum& datum) {
+  if (series.kind == Kind::kNone) return;
+  auto it = by_name_.find(std::string_view(series.family));
+  if (it == by_name_.end()) {
+    it = by_name_.emplace(series.family, families_.size()).first;
+    families_.push_back(Family{series.family, series.kind, series.help, {}});
+  }
+  Family& family = families_[it->second];
+  if (family.kind != series.kind) {
+    append_comment_line(comments_, "skipped " + series.timeseries_name + ": family " + family.name +
+                                       " is already a " + std::string(type_name(family.kind)));
+    return;
+  }
+  family.lines.push_back(Line{&series, &datum, nullptr});
+  lines_ += lines_of(datum);
+}
+
+void PrometheusWriter::add(const Sample& s) {
+  const Kind kind = kind_of(s.datum);
+  if (kind == Kind::kNone) return;
+  std::string name = s.target.name + "_" + s.metric.name;
+  if (kind == Kind::kCounter && !name.ends_with("_total")) name += "_total";
+  auto it = by_name_.find(std::string_view(name));
+  if (it == by_name_.end()) {
+    it = by_name_.emplace(name, families_.size()).first;
+    families_.push_back(Family{std::move(name),
+                               kind,
+                               "Tally timeseries " + s.timeseries_name() + " (" +
+                                   std::string(to_string(datum_type(s.datum))) + ")",
+                               {}});
+  }
+  Family& family = families_[it->second];
+  if (family.kind != kind) {
+    append_comment_line(comments_, "skipped " + s.timeseries_name() + ": family " + family.name +
+                                       " is already a " + std::string(type_name(family.kind)));
+    return;
+  }
+  family.lines.push_back(Line{nullptr, &s.datum, &s});
+  lines_ += lines_of(s.datum);
+}
+
+std::string PrometheusWriter::finish() {
+  std::string out;
+  // Room for the whole text up front: growing a multi-megabyte string by doubling copies it
+  // over and over. Generous: pages never written are never touched, while a short guess copies
+  // everything written so far (a line with a few labels and a UUID is 150 bytes).
+  out.reserve(comments_.size() + lines_ * 192);
+  out += comments_;
+  BucketLabels buckets;
   LabelText label_text;
-  for (const Family& family : families) {
+  for (const Family& family : families_) {
     prometheus::append_family(out, family.name, type_name(family.kind), family.help);
-    for (const Sample* s : family.samples) append_sample(out, family, *s, label_text);
+    for (const Line& line : family.lines) {
+      if (line.series != nullptr) {
+        append_sample(out, family.name, *line.series, *line.datum, buckets);
+      } else {
+        append_other_sample(out, family.name, *line.sample, label_text, buckets);
+      }
+    }
   }
   return out;
+}
+
+std::string encode_prometheus(std::span<const CollectItem> items) {
+  PrometheusWriter writer;
+  for (const CollectItem& item : items) {
+    if (item.error) {
+      writer.add_error(*item.error);
+      continue;
+    }
+    for (const Sample& s : item.samples) writer.add(s);
+  }
+  return writer.finish();
 }
 
 }  // namespace tally

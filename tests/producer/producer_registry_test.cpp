@@ -5,7 +5,9 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "prometheus_encode.h"
 #include "tally/producer/metric_set.h"
 #include "tally/producer/producer.h"
 
@@ -168,6 +170,38 @@ TEST_CASE("concurrent collections never run one producer twice at once") {
   }
   for (auto& t : threads) t.join();
   CHECK_FALSE(producer->reentered());
+}
+
+// collect_prometheus() keeps each MetricSet's series text and hands out pointers into it: the
+// series made by one collection must stay valid while another adds to them.
+TEST_CASE("collect_prometheus while metrics are being created serves every series it read") {
+  ProducerRegistry registry;
+  auto api = std::make_shared<MetricSet>(Target{"http_service", {{"name", std::string("api")}}});
+  api->counter("request_count", {{"route", std::string("/0")}}).add();
+  registry.add(api);
+  std::atomic<bool> done{false};
+  std::thread creator([&] {
+    for (int route = 1; route < 3000; ++route) {
+      api->counter("request_count", {{"route", "/" + std::to_string(route)}}).add();
+      if (route % 2 == 0)
+        api->histogram("latency", {{"route", "/" + std::to_string(route)}}, {1.0});
+    }
+    done = true;
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      for (int n = 0; n < 20 || !done; ++n) {
+        const std::string text = registry.collect_prometheus();
+        CHECK(text.starts_with("# HELP http_service_request_count_total "));
+        CHECK(text.find("http_service_request_count_total{name=\"api\",route=\"/0\"} 1\n") !=
+              std::string::npos);
+      }
+    });
+  }
+  creator.join();
+  for (auto& t : readers) t.join();
+  CHECK(registry.collect_prometheus() == encode_prometheus(registry.collect()));
 }
 
 }  // namespace

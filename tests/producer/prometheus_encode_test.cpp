@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <memory>
 #include <regex>
 #include <sstream>
 
@@ -160,6 +161,79 @@ TEST_CASE("the output of every helper follows the text format grammar") {
   }
   // 1 + 1 + 1 + 1 + 1 + 1 samples, then 5 buckets + sum + count and 3 buckets + sum + count.
   CHECK(samples == 6 + 7 + 5);
+}
+
+class FixedProducer : public Producer {
+ public:
+  explicit FixedProducer(std::vector<Sample> samples) : samples_(std::move(samples)) {}
+  Status produce(std::vector<Sample>& out) override {
+    out.insert(out.end(), samples_.begin(), samples_.end());
+    return {};
+  }
+
+ private:
+  std::vector<Sample> samples_;
+};
+
+class FailingProducer : public Producer {
+  Status produce(std::vector<Sample>&) override { return Status::error("disk\nstats unavailable"); }
+};
+
+// ProducerRegistry::collect_prometheus() renders MetricSets from series kept between
+// collections; it must write what the generic encoder writes for the same samples.
+TEST_CASE("collect_prometheus() writes what encode_prometheus(collect()) writes, every time") {
+  auto registry = std::make_shared<ProducerRegistry>();
+  auto api = std::make_shared<MetricSet>(
+      Target{"http_service", {{"name", std::string("api")}, {"id", Uuid::random()}}});
+  auto other = std::make_shared<MetricSet>(Target{"disk", {{"device", std::string("nv\"me0")}}});
+  registry->add(api);
+  registry->add(std::make_shared<FixedProducer>(std::vector<Sample>{
+      sample("http_service", {}, "request_count", {{"route", std::string("/x")}},
+             Cumulative<uint64_t>{kStart, 1}),  // joins api's family
+      sample("a_b", {}, "c", {},
+             Histogram<int64_t>{// collides with other's a:b_c gauge
+                                kStart,
+                                {{std::nullopt, 1}, {10, 0}},
+                                1,
+                                3,
+                                3,
+                                3,
+                                0}),
+      sample("x", {}, "raw", {}, Bytes{1, 2}),
+  }));
+  registry->add(std::make_shared<FailingProducer>());
+  registry->add(other);
+
+  for (int route = 0; route < 3; ++route) {
+    for (uint16_t status : {200, 500}) {
+      const Fields fields{{"route", "/v1/" + std::to_string(route)}, {"status_code", status}};
+      api->counter("request_count", fields).add(route + status);
+      api->histogram("latency", fields, exponential_edges(1e-3, 2, 5)).record(0.001 * route);
+    }
+  }
+  api->histogram_i64("size", {}, {-10, 0, 1000}).record(-3);
+  api->histogram_u64("queue", {}, {1, 2}).record(7);
+  api->histogram("load", {}, {0.5, 2.0}).record(1.0);  // other edges than "latency"
+  api->string_gauge("build_info").set("1.0 \"rc\"");
+  api->string_gauge("info", {{"value", std::string("x")}}).set("y");
+  api->gauge("ratio", {{"le", std::string("x")}}).set(0.5);
+  api->histogram("skipped", {{"le", std::string("x")}}, {1.0}).record(2);
+  api->gauge_bool("leader").set(true);
+  api->counter_f64("cpu_seconds_total").add(0.25);
+  other->gauge("b_c").set(-0.0);
+  other->gauge_u64("free_bytes").set(18446744073709551615u);
+
+  CHECK(registry->collect_prometheus() == encode_prometheus(registry->collect()));
+  // Values change, series are added to both MetricSets, then a third collection as is.
+  api->counter("request_count", {{"route", std::string("/v1/0")}, {"status_code", uint16_t{200}}})
+      .add(1);
+  api->counter("request_count", {{"route", std::string("/new")}, {"status_code", uint16_t{404}}})
+      .add(2);
+  other->gauge_i64("queue_depth").set(-7);
+  const std::string second = registry->collect_prometheus();
+  CHECK(second == encode_prometheus(registry->collect()));
+  CHECK(second.find("route=\"/new\"") != std::string::npos);
+  CHECK(registry->collect_prometheus() == second);
 }
 
 }  // namespace

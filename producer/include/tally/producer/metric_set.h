@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tally/common/collect_json.h"
@@ -35,6 +36,8 @@
 #include "tally/producer/producer.h"
 
 namespace tally {
+
+struct PrometheusSeries;  // producer/src/prometheus_encode.h
 
 class MetricSet final : public Producer {
  public:
@@ -63,7 +66,10 @@ class MetricSet final : public Producer {
   Status produce(std::vector<Sample>& out) override;
 
  private:
-  friend class ProducerRegistry;  // collect_json() renders through append_samples_json()
+  // collect_json() renders through append_samples_json(), collect_prometheus() through
+  // read_prometheus().
+  friend class ProducerRegistry;
+  struct PrometheusCache;
 
   struct Entry {
     Metric metric;
@@ -75,6 +81,9 @@ class MetricSet final : public Producer {
   // Appends every metric's sample JSON, comma-separated, as produce() + append_sample_json()
   // would, without building the samples.
   void append_samples_json(std::string& out) const;
+  // Appends every metric's current value with the series' Prometheus text, which is made the
+  // first time a metric is served this way and kept (stable addresses) for the MetricSet's life.
+  void read_prometheus(std::vector<std::pair<const PrometheusSeries*, Datum>>& out) const;
 
   // Returns the metric called `name` with these field values, creating it with `make` after
   // checking the rules. `compatible` vets the first metric of the same name (histogram edges).
@@ -87,8 +96,9 @@ class MetricSet final : public Producer {
   const std::shared_ptr<const TargetJson> target_json_;
   mutable std::mutex mu_;
   std::vector<Entry> entries_;
-  std::unordered_map<std::string, std::size_t> index_;  // metric key → entries_ position
-  std::unordered_map<std::string, std::size_t> first_;  // metric name → its first entry
+  std::unordered_map<std::string, std::size_t> index_;   // metric key → entries_ position
+  std::unordered_map<std::string, std::size_t> first_;   // metric name → its first entry
+  mutable std::unique_ptr<PrometheusCache> prometheus_;  // under mu_; made by the first /metrics
 };
 
 }  // namespace tally

@@ -58,6 +58,10 @@ class ProducerRegistry {
   // (the timestamps are those of this call), but a MetricSet's samples are written straight from
   // its metrics, without building Sample objects. What ProducerServer serves at GET /collect.
   std::string collect_json() const;
+  // The same collection as Prometheus text 0.0.4 (the mapping of docs/producer.md), with a
+  // MetricSet's series' names and labels rendered once and kept. What ProducerServer serves at
+  // GET /metrics.
+  std::string collect_prometheus() const;
 
  private:
   struct Entry;
