@@ -940,7 +940,9 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
 
   // Records the series' start for the next scrape (committed by end_parse on success).
   auto start_for = [&](CachedSeries& cs, std::optional<double> created, double value) {
-    if (created && std::isfinite(*created)) {
+    // A _created beyond int64 microseconds (±292,000 years) is no time at all: the cast would be
+    // undefined (found by tools/fuzz), so the series starts as if it had none.
+    if (created && std::isfinite(*created) && std::fabs(*created * 1e6) < 9.2e18) {
       return Timestamp(std::chrono::microseconds(static_cast<int64_t>(*created * 1e6)));
     }
     SeriesStart& prev = cs.start;

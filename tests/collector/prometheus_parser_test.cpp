@@ -398,3 +398,12 @@ TEST_CASE("a line whose series text is cached is still checked whole") {
     CHECK_MESSAGE(r.error().find(c.message) != std::string::npos, r.error());
   }
 }
+
+// Found by tools/fuzz (prometheus_text): the cast of this _created to int64 microseconds
+// overflowed (undefined behaviour). The series starts when first seen instead.
+TEST_CASE("a _created beyond the int64 microsecond range is ignored") {
+  auto r = parser().parse("# TYPE c counter\nc_total 1\nc_created 16051605281325.0\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 1);
+  CHECK(std::get<Cumulative<double>>(r->at(0).datum).start_time == kScrape);
+}
