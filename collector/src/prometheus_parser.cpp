@@ -1,5 +1,7 @@
 #include "tally/collector/prometheus_parser.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -7,18 +9,21 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <span>
 
 #include "tally/common/names.h"
 
-// Speed (issue 8): a scrape is read in two passes. The first tokenizes each line into views of
-// the text and gathers the lines of each series; nothing is allocated per line (label values
-// with escapes aside). The second turns each series into samples, allocating only what the
-// samples own. Series identities live in one buffer indexed by an open-addressing table, and
-// the start times kept between scrapes are updated in place, so a steady scrape allocates no
-// identity strings.
+// Speed (issue 8): a scrape is read in two passes. The first reads each sample line and gathers
+// the lines of each series; the second turns each series into samples, allocating only what the
+// samples own. Between scrapes the parser keeps a series cache, as Prometheus does: a line whose
+// `name{labels}` text was read before is looked up by that text and reuses the series it
+// belongs to (identity, type, le or quantile, and, once built, the metric name and fields and
+// the validation of their names), so a steady scrape reads no labels: per line it finds the end
+// of the series text, hashes it and reads the value. Start times live in the cached series.
 namespace tally::collector {
 namespace {
 
@@ -28,7 +33,7 @@ enum class Kind { kUntyped, kCounter, kGauge, kHistogram, kSummary };
 enum class Part { kNone, kBucket, kSum, kCount, kCreated, kTotal, kGcount, kGsum };
 
 constexpr std::pair<std::string_view, Part> kSuffixes[] = {
-    {"_bucket", Part::kBucket}, {"_sum", Part::kSum},       {"_count", Part::kCount},
+    {"_bucket", Part::kBucket},   {"_sum", Part::kSum},     {"_count", Part::kCount},
     {"_created", Part::kCreated}, {"_total", Part::kTotal}, {"_gcount", Part::kGcount},
     {"_gsum", Part::kGsum}};
 
@@ -43,19 +48,39 @@ struct Line {
   std::optional<Timestamp> timestamp;
 };
 
-// The lines of one series of one family, gathered before they become samples.
+// A series start time between scrapes: the one of the last successful parse, and the one the
+// parse in progress found (kept only if that parse succeeds).
+struct SeriesStart {
+  Timestamp start_time;
+  double last_value = 0;
+  Timestamp next_start;
+  double next_value = 0;
+  uint64_t next_parse = 0;  // the parse that set next_*
+  bool committed = false;   // start_time/last_value are set
+};
+
+// The values one parse read for one series, gathered before they become samples.
 struct Series {
-  std::string_view family;
-  Kind kind = Kind::kUntyped;
-  std::size_t labels_begin = 0;  // without le/quantile, in the parse's label store
-  std::size_t labels_count = 0;
+  uint32_t cached = 0;  // the series in the parser's cache
   std::optional<Timestamp> timestamp;
   std::optional<double> value;    // counter/gauge/untyped
   std::optional<double> created;  // seconds since the epoch
   std::optional<double> sum;
   std::optional<double> count;
   std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
-  std::vector<std::pair<std::string_view, double>> quantiles;
+  std::vector<std::pair<std::string, double>> quantiles;
+
+  // Empties it for another series, keeping the vectors' memory.
+  void reset(uint32_t cached_series) {
+    cached = cached_series;
+    timestamp.reset();
+    value.reset();
+    created.reset();
+    sum.reset();
+    count.reset();
+    buckets.clear();
+    quantiles.clear();
+  }
 };
 
 Status too_many_samples(std::size_t max_samples) {
@@ -139,7 +164,6 @@ class LineReader {
 
   Status read(Line& line) {
     line.labels.clear();
-    line.timestamp.reset();
     while (pos_ < s_.size() && name_char(s_[pos_])) ++pos_;
     if (pos_ == 0 || !name_start(s_[0])) return error_at(line_no_, "expected a metric name");
     line.name = s_.substr(0, pos_);
@@ -148,6 +172,19 @@ class LineReader {
       ++pos_;
       if (!read_labels(line.labels)) return error_;
     }
+    return read_rest(line);
+  }
+
+  // The value and timestamp after the series text that ends at `from`: a line whose series
+  // text the cache knows is read from there (line.name must be set, for the messages).
+  Status read_rest(Line& line, std::size_t from) {
+    pos_ = from;
+    return read_rest(line);
+  }
+
+ private:
+  Status read_rest(Line& line) {
+    line.timestamp.reset();
     skip_blanks();
     const std::string_view value = word();
     if (value.empty()) {
@@ -160,16 +197,17 @@ class LineReader {
     const std::string_view ts = word();
     if (!ts.empty() && !same_text(ts, "#")) {
       line.timestamp = parse_timestamp(ts, openmetrics_);
-      if (!line.timestamp) return error_at(line_no_, "'" + std::string(ts) + "' is not a timestamp");
+      if (!line.timestamp)
+        return error_at(line_no_, "'" + std::string(ts) + "' is not a timestamp");
       skip_blanks();
       const std::string_view rest = word();
       // OpenMetrics exemplars follow " # "; anything else is junk.
-      if (!rest.empty() && !same_text(rest, "#")) return error_at(line_no_, "unexpected text after the timestamp");
+      if (!rest.empty() && !same_text(rest, "#"))
+        return error_at(line_no_, "unexpected text after the timestamp");
     }
     return {};
   }
 
- private:
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
   void skip_blanks() {
     while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
@@ -323,60 +361,131 @@ class SeriesIdBuilder {
   std::vector<std::size_t> order_;
 };
 
-// The series of one parse by identity: open addressing over identities kept back to back in
-// one buffer.
-class SeriesIndex {
- public:
-  // The index of the series with identity `id`, inserting `next` if there is none.
-  std::pair<std::size_t, bool> find_or_insert(std::string_view id, std::size_t next) {
-    if (2 * (spans_.size() + 1) > slots_.size()) grow();
-    const std::size_t h = std::hash<std::string_view>()(id);
-    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
-      if (slots_[i] == 0) {
-        slots_[i] = static_cast<uint32_t>(spans_.size() + 1);
-        spans_.push_back({text_.size(), id.size(), h, next});
-        text_ += id;
-        return {next, true};
+// The series text a sample line starts with: `name` or `name{labels}` as written (a '}' inside
+// a quoted value does not end it), and the length of the name. Empty when the line does not
+// start with a well-formed one; LineReader then says what is wrong.
+struct SeriesText {
+  std::string_view text;
+  std::size_t name_length = 0;
+};
+
+SeriesText series_text(std::string_view raw) {
+  std::size_t pos = 0;
+  while (pos < raw.size() && name_char(raw[pos])) ++pos;
+  if (pos == 0 || !name_start(raw[0])) return {};
+  const std::size_t name_length = pos;
+  while (pos < raw.size() && (raw[pos] == ' ' || raw[pos] == '\t')) ++pos;
+  if (pos == raw.size() || raw[pos] != '{') return {raw.substr(0, name_length), name_length};
+  bool quoted = false;
+  for (++pos; pos < raw.size(); ++pos) {
+    const char c = raw[pos];
+    if (quoted) {
+      if (c == '\\') {
+        ++pos;
+      } else if (c == '"') {
+        quoted = false;
       }
-      const Span& s = spans_[slots_[i] - 1];
-      if (s.hash == h && this->id(slots_[i] - 1) == id) return {s.series, false};
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == '}') {
+      return {raw.substr(0, pos + 1), name_length};
+    }
+  }
+  return {};
+}
+
+// Open addressing over the indices of a vector (slot = 1 + index, 0 = empty), at most half
+// full. The vector's elements know their hash and compare themselves with a key.
+class SlotTable {
+ public:
+  // The slot holding the index for which `same(index)` holds, or the empty slot where it
+  // belongs. reserve() must have made room first.
+  template <class Same>
+  uint32_t& find(uint64_t hash, Same same) {
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      uint32_t& slot = slots_[i];
+      if (slot == 0 || same(slot - 1)) return slot;
     }
   }
 
-  // Empties the index, keeping its memory.
-  void clear() {
-    text_.clear();
-    spans_.clear();
-    std::fill(slots_.begin(), slots_.end(), 0);
+  // Room for `n` indices, of which the first `present` (rehashed by `hash_of(index)` if the
+  // table has to grow) are in the table.
+  template <class HashOf>
+  void reserve(std::size_t n, std::size_t present, HashOf hash_of) {
+    if (2 * n <= slots_.size()) return;
+    rebuild(n, present, hash_of);
   }
 
-  std::size_t capacity() const { return slots_.size(); }
-
-  // The identity of the n-th series inserted (n is also its index in the parse's series).
-  std::string_view id(std::size_t n) const {
-    return std::string_view(text_).substr(spans_[n].offset, spans_[n].length);
+  // Sized for `n` indices (it may shrink), holding indices 0 … present-1.
+  template <class HashOf>
+  void rebuild(std::size_t n, std::size_t present, HashOf hash_of) {
+    std::size_t size = 64;
+    while (size < 2 * n) size *= 2;
+    slots_.assign(size, 0);
+    slots_.shrink_to_fit();
+    const std::size_t mask = size - 1;
+    for (std::size_t k = 0; k < present; ++k) {
+      std::size_t i = hash_of(k) & mask;
+      while (slots_[i] != 0) i = (i + 1) & mask;
+      slots_[i] = static_cast<uint32_t>(k + 1);
+    }
   }
 
  private:
-  struct Span {
-    std::size_t offset;
-    std::size_t length;
-    std::size_t hash;
-    std::size_t series;
-  };
+  std::vector<uint32_t> slots_;
+};
 
-  void grow() {
-    slots_.assign(std::max<std::size_t>(64, slots_.size() * 2), 0);
-    for (std::size_t n = 0; n < spans_.size(); ++n) {
-      std::size_t i = spans_[n].hash & (slots_.size() - 1);
-      while (slots_[i] != 0) i = (i + 1) & (slots_.size() - 1);
-      slots_[i] = static_cast<uint32_t>(n + 1);
-    }
-  }
+// Seeded per process, so that a producer cannot craft series texts that all collide.
+uint64_t hash_seed() {
+  static const uint64_t seed = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd();
+  }();
+  return seed;
+}
 
-  std::string text_;
-  std::vector<Span> spans_;
-  std::vector<uint32_t> slots_;  // 1 + index into spans_, 0 = empty
+uint64_t hash_text(std::string_view s) {
+  return XXH3_64bits_withSeed(s.data(), s.size(), hash_seed());
+}
+
+// A series some parse read, as the cache keeps it.
+struct CachedSeries {
+  std::string id;  // the family, then the labels sorted by name (SeriesIdBuilder)
+  uint64_t id_hash = 0;
+  std::string family;
+  Kind kind = Kind::kUntyped;  // as the last parse that saw it found it
+  // The labels without le/quantile, in line order, until the second pass builds from them:
+  std::vector<std::pair<std::string, std::string>> labels;
+  bool built = false;  // metric and fields are set (and labels dropped)
+  std::string metric;
+  Fields fields;
+  // Its metric name, fields and the target passed validate_sample (counters, gauges and
+  // histograms: the samples of one such series differ only in their datum).
+  bool validated = false;
+  SeriesStart start;
+  uint64_t created_parse = 0;
+  uint64_t last_parse = 0;  // the last parse that saw it
+  std::size_t slot = 0;     // its index in that parse's series
+};
+
+// A sample line's series text some parse read, and what it means.
+struct CachedLine {
+  std::size_t key_offset = 0;  // the series text, in Cache::text
+  std::size_t key_length = 0;
+  std::size_t quantile_offset = 0;  // the summary quantile, in Cache::text
+  std::size_t quantile_length = 0;
+  uint64_t hash = 0;
+  uint32_t series = 0;
+  // The family and part its name resolved to (checked again at each use: a TYPE line that
+  // changed makes the line be read whole).
+  uint32_t family_length = 0;
+  Part part = Part::kNone;
+  Kind kind = Kind::kUntyped;
+  bool has_quantile = false;
+  double le = 0;  // the bucket's bound (a histogram's bucket line)
+  uint64_t created_parse = 0;
+  uint64_t last_parse = 0;
 };
 
 // The buffers of one parse, kept by the thread between parses: a collector's decode thread
@@ -386,19 +495,16 @@ class SeriesIndex {
 struct Scratch {
   static constexpr std::size_t kRetainedSeries = 1 << 16;
 
-  std::vector<Series> series;
-  SeriesIndex index;
-  std::vector<Label> label_store;  // the labels of every series, back to back
+  std::vector<Series> series;  // the first `used` are the parse's
+  std::size_t used = 0;
   std::deque<std::string> unescaped;
 
   void clear() {
-    if (series.capacity() > kRetainedSeries) {
+    if (series.size() > kRetainedSeries) {
       *this = Scratch();
       return;
     }
-    series.clear();
-    index.clear();
-    label_store.clear();
+    used = 0;
     unescaped.clear();
   }
 };
@@ -438,37 +544,213 @@ std::string sanitize_prometheus_name(std::string_view name) {
   return out;
 }
 
+// The series cache: the series and sample lines of the last successful parse (and of the parse
+// in progress), each line keyed by its series text.
+struct PrometheusParser::Cache {
+  Fields target_fields;
+  std::vector<CachedSeries> series;
+  SlotTable series_by_id;
+  std::vector<CachedLine> lines;
+  SlotTable lines_by_text;
+  std::string text;     // the lines' series texts and quantiles, back to back
+  std::string line_id;  // the identity of the line being read (its capacity is reused)
+  // What the parse in progress saw and added.
+  std::size_t series_seen = 0;
+  std::size_t lines_seen = 0;
+  std::size_t series_added = 0;
+  std::size_t lines_added = 0;
+
+  std::string_view key(const CachedLine& l) const {
+    return std::string_view(text).substr(l.key_offset, l.key_length);
+  }
+  std::string_view quantile(const CachedLine& l) const {
+    return std::string_view(text).substr(l.quantile_offset, l.quantile_length);
+  }
+
+  std::size_t next = 0;  // the line expected next (see next_line)
+
+  void begin_parse() {
+    series_seen = lines_seen = series_added = lines_added = 0;
+    next = 0;
+  }
+
+  // The line after the one found last, if it has this series text: a target mostly writes its
+  // lines in the same order at every scrape, and the cache keeps them in the order it first
+  // read them, so this finds most lines without hashing and with memory read in sequence (a
+  // lookup in the table costs a cache miss or three).
+  CachedLine* next_line(std::string_view series_text) {
+    if (next >= lines.size()) return nullptr;
+    CachedLine& l = lines[next];
+    if (l.key_length != series_text.size() || !same_text(key(l), series_text)) return nullptr;
+    ++next;
+    return &l;
+  }
+
+  CachedLine* find_line(std::string_view series_text, uint64_t hash) {
+    lines_by_text.reserve(lines.size() + 1, lines.size(),
+                          [this](std::size_t i) { return lines[i].hash; });
+    const uint32_t slot = lines_by_text.find(hash, [&](uint32_t i) {
+      return lines[i].hash == hash && same_text(key(lines[i]), series_text);
+    });
+    if (slot == 0) return nullptr;
+    next = slot;
+    return &lines[slot - 1];
+  }
+
+  void saw(CachedLine& line, uint64_t n) {
+    if (line.last_parse == n) return;
+    line.last_parse = n;
+    ++lines_seen;
+  }
+
+  void set_quantile(CachedLine& line, std::optional<std::string_view> quantile_value) {
+    line.has_quantile = quantile_value.has_value();
+    if (!quantile_value) return;
+    line.quantile_offset = text.size();
+    line.quantile_length = quantile_value->size();
+    text += *quantile_value;
+  }
+
+  // Gives a cached line the meaning `meaning` (series, family, part, le) and `quantile_value`
+  // (not a view of `text`), seen by parse `n`.
+  void update_line(CachedLine& line, const CachedLine& meaning,
+                   std::optional<std::string_view> quantile_value, uint64_t n) {
+    line.series = meaning.series;
+    line.family_length = meaning.family_length;
+    line.part = meaning.part;
+    line.kind = meaning.kind;
+    line.le = meaning.le;
+    set_quantile(line, quantile_value);
+    saw(line, n);
+  }
+
+  // Adds the line (its text not cached yet), seen by parse `n`.
+  void add_line(std::string_view series_text, uint64_t hash, CachedLine line,
+                std::optional<std::string_view> quantile_value, uint64_t n) {
+    line.key_offset = text.size();
+    line.key_length = series_text.size();
+    text += series_text;
+    set_quantile(line, quantile_value);
+    line.hash = hash;
+    line.created_parse = line.last_parse = n;
+    lines_by_text.reserve(lines.size() + 1, lines.size(),
+                          [this](std::size_t i) { return lines[i].hash; });
+    uint32_t& slot = lines_by_text.find(hash, [](uint32_t) { return false; });
+    lines.push_back(line);
+    slot = static_cast<uint32_t>(lines.size());
+    next = lines.size();
+    ++lines_seen;
+    ++lines_added;
+  }
+
+  // The series with identity `id`, added (by parse `n`) if there is none.
+  uint32_t find_or_add_series(std::string_view id, std::string_view family, Kind kind,
+                              std::span<const Label> labels, uint64_t n) {
+    const uint64_t hash = hash_text(id);
+    series_by_id.reserve(series.size() + 1, series.size(),
+                         [this](std::size_t i) { return series[i].id_hash; });
+    uint32_t& slot = series_by_id.find(
+        hash, [&](uint32_t i) { return series[i].id_hash == hash && same_text(series[i].id, id); });
+    if (slot != 0) return slot - 1;
+    CachedSeries& s = series.emplace_back();
+    s.id = id;
+    s.id_hash = hash;
+    s.family = family;
+    s.kind = kind;
+    s.labels.reserve(labels.size());
+    for (const Label& l : labels) s.labels.emplace_back(l.first, l.second);
+    s.created_parse = n;
+    ++series_added;
+    slot = static_cast<uint32_t>(series.size());
+    return slot - 1;
+  }
+
+  // Parse `n` ended (`ok`: successfully). Its start times become those of the series it saw;
+  // then what it did not see goes (or, when it failed, what it added).
+  void end_parse(uint64_t n, bool ok) {
+    if (ok) {
+      for (CachedSeries& s : series) {
+        SeriesStart& st = s.start;
+        if (st.next_parse == n) {
+          st = {st.next_start, st.next_value, st.next_start, st.next_value, st.next_parse, true};
+        } else {
+          st = SeriesStart{};
+        }
+      }
+      if (series_seen == series.size() && lines_seen == lines.size()) return;
+    } else if (series_added == 0 && lines_added == 0) {
+      return;
+    }
+    const auto keep_series = [&](const CachedSeries& s) {
+      return ok ? s.last_parse == n : s.created_parse != n;
+    };
+    const auto keep_line = [&](const CachedLine& l) {
+      return ok ? l.last_parse == n : l.created_parse != n;
+    };
+    constexpr uint32_t kGone = std::numeric_limits<uint32_t>::max();
+    std::vector<uint32_t> moved_to(series.size(), kGone);
+    std::vector<CachedSeries> kept_series;
+    for (std::size_t i = 0; i < series.size(); ++i) {
+      if (!keep_series(series[i])) continue;
+      moved_to[i] = static_cast<uint32_t>(kept_series.size());
+      kept_series.push_back(std::move(series[i]));
+    }
+    series = std::move(kept_series);
+    series_by_id.rebuild(series.size(), series.size(),
+                         [this](std::size_t i) { return series[i].id_hash; });
+    std::vector<CachedLine> kept_lines;
+    std::string kept_text;
+    for (const CachedLine& l : lines) {
+      if (!keep_line(l) || moved_to[l.series] == kGone) continue;
+      CachedLine& k = kept_lines.emplace_back(l);
+      k.series = moved_to[l.series];
+      k.key_offset = kept_text.size();
+      kept_text += key(l);
+      if (l.has_quantile) {
+        k.quantile_offset = kept_text.size();
+        kept_text += quantile(l);
+      }
+    }
+    lines = std::move(kept_lines);
+    text = std::move(kept_text);
+    lines_by_text.rebuild(lines.size(), lines.size(),
+                          [this](std::size_t i) { return lines[i].hash; });
+  }
+};
+
+PrometheusParser::PrometheusParser(PrometheusSource source)
+    : source_(std::move(source)), cache_(std::make_unique<Cache>()) {
+  cache_->target_fields = {{"producer_id", FieldValue(source_.producer_id)},
+                           {"instance", FieldValue(source_.instance)}};
+}
+PrometheusParser::~PrometheusParser() = default;
+PrometheusParser::PrometheusParser(PrometheusParser&&) noexcept = default;
+PrometheusParser& PrometheusParser::operator=(PrometheusParser&&) noexcept = default;
+
+std::size_t PrometheusParser::cached_series() const { return cache_->series.size(); }
+std::size_t PrometheusParser::cached_lines() const { return cache_->lines.size(); }
+
 Result<std::vector<Sample>> PrometheusParser::parse(std::string_view text, Timestamp scrape_time,
                                                     std::size_t max_samples) {
   ++parse_number_;
+  cache_->begin_parse();
   std::vector<Sample> out;
   Status st = parse_into(text, scrape_time, max_samples, out);
-  // The start times become those of this scrape only if it was read whole; either way,
-  // identities first met in this parse and not kept leave the map.
-  for (auto it = starts_.begin(); it != starts_.end();) {
-    SeriesStart& s = it->second;
-    const bool keep = st.ok() ? s.next_parse == parse_number_ : s.committed;
-    if (!keep) {
-      it = starts_.erase(it);
-      continue;
-    }
-    if (st.ok()) s = {s.next_start, s.next_value, s.next_start, s.next_value, s.next_parse, true};
-    ++it;
-  }
+  cache_->end_parse(parse_number_, st.ok());
   if (!st.ok()) return st;
   return out;
 }
 
 Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time,
                                     std::size_t max_samples, std::vector<Sample>& out) {
+  Cache& cache = *cache_;
   std::map<std::string, Kind, std::less<>> kinds;  // declared families
   thread_local Scratch scratch;
   scratch.clear();
   std::vector<Series>& series = scratch.series;
-  SeriesIndex& index = scratch.index;
-  SeriesIdBuilder ids;
-  std::vector<Label>& label_store = scratch.label_store;
+  std::size_t& used = scratch.used;
   std::deque<std::string>& unescaped = scratch.unescaped;
+  SeriesIdBuilder ids;
 
   // Which family a sample line belongs to, and which part of it the line is. Consecutive
   // lines mostly share a name, so the last answer is kept until a TYPE line changes the
@@ -502,7 +784,6 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
   const bool openmetrics = is_openmetrics(text);
   Line line;
   std::vector<Label> labels;  // the line's labels without le/quantile
-  std::size_t previous = 0;   // the series of the previous sample line, if any
   std::size_t line_no = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
@@ -534,55 +815,101 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
       }
       continue;  // HELP, UNIT and other comments
     }
-    if (Status st = LineReader(raw, line_no, openmetrics, unescaped).read(line); !st.ok()) {
-      return st;
+
+    LineReader reader(raw, line_no, openmetrics, unescaped);
+    const SeriesText series_text_of_line = series_text(raw);
+    const std::string_view key = series_text_of_line.text;
+    uint64_t hash = 0;
+    CachedLine* found = key.empty() ? nullptr : cache.next_line(key);
+    if (found == nullptr && !key.empty()) {
+      hash = hash_text(key);
+      found = cache.find_line(key, hash);
     }
-    const Resolved r = resolve(line.name);
-    const std::string_view family = line.name.substr(0, r.family_length);
+    CachedLine* cached = nullptr;  // `found`, if it still means what it meant
+    Resolved r;
+    if (found != nullptr) {
+      line.name = raw.substr(0, series_text_of_line.name_length);
+      r = resolve(line.name);
+      // A TYPE line that changed since makes the line be read whole (and its entry updated).
+      if (r.family_length == found->family_length && r.part == found->part &&
+          r.kind == found->kind) {
+        cached = found;
+        if (Status st = reader.read_rest(line, key.size()); !st.ok()) return st;
+        cache.saw(*cached, parse_number_);
+      }
+    }
+
+    // What the line says beyond its value, from the cache or from its labels.
+    uint32_t series_index;
     std::optional<std::string_view> le;
     std::optional<std::string_view> quantile;
-    labels.clear();
-    for (const Label& label : line.labels) {
-      if (r.kind == Kind::kHistogram && same_text(label.first, "le")) {
-        le = label.second;
-      } else if (r.kind == Kind::kSummary && same_text(label.first, "quantile") && r.part == Part::kNone) {
-        quantile = label.second;
-      } else {
-        labels.push_back(label);
-      }
-    }
-    // The lines of a series usually follow one another (histogram buckets): the same family
-    // and labels in the same order are the same series, without building the identity.
-    std::size_t n;
-    if (!series.empty() && same_text(series[previous].family, family) &&
-        std::equal(labels.begin(), labels.end(),
-                   label_store.begin() + static_cast<std::ptrdiff_t>(series[previous].labels_begin),
-                   label_store.begin() + static_cast<std::ptrdiff_t>(series[previous].labels_begin +
-                                                                     series[previous].labels_count),
-                   [](const Label& a, const Label& b) {
-                     return same_text(a.first, b.first) && same_text(a.second, b.second);
-                   })) {
-      n = previous;
+    if (cached != nullptr) {
+      series_index = cached->series;
+      if (cached->has_quantile) quantile = cache.quantile(*cached);
     } else {
-      std::string& id = line_id_;
-      id.clear();
-      ids.build(id, family, labels);
-      bool inserted;
-      std::tie(n, inserted) = index.find_or_insert(id, series.size());
-      if (inserted) {
-        // Every series becomes at least one sample, so a response with too many series is
-        // refused here, before a hostile one makes us hold millions of them.
-        if (series.size() >= max_samples) return too_many_samples(max_samples);
-        Series& fresh = series.emplace_back();
-        fresh.family = family;
-        fresh.kind = r.kind;
-        fresh.labels_begin = label_store.size();
-        fresh.labels_count = labels.size();
-        label_store.insert(label_store.end(), labels.begin(), labels.end());
+      if (Status st = reader.read(line); !st.ok()) return st;
+      r = resolve(line.name);
+      labels.clear();
+      for (const Label& label : line.labels) {
+        if (r.kind == Kind::kHistogram && same_text(label.first, "le")) {
+          le = label.second;
+        } else if (r.kind == Kind::kSummary && same_text(label.first, "quantile") &&
+                   r.part == Part::kNone) {
+          quantile = label.second;
+        } else {
+          labels.push_back(label);
+        }
+      }
+      const std::string_view family = line.name.substr(0, r.family_length);
+      cache.line_id.clear();
+      ids.build(cache.line_id, family, labels);
+      series_index = cache.find_or_add_series(cache.line_id, family, r.kind, labels, parse_number_);
+    }
+
+    CachedSeries& cs = cache.series[series_index];
+    if (cs.last_parse != parse_number_) {
+      // Every series becomes at least one sample, so a response with too many series is
+      // refused here, before a hostile one makes us hold millions of them.
+      if (used >= max_samples) return too_many_samples(max_samples);
+      cs.last_parse = parse_number_;
+      cs.slot = used;
+      if (cs.kind != r.kind) {
+        cs.kind = r.kind;
+        cs.validated = false;
+      }
+      ++cache.series_seen;
+      if (used == series.size()) series.emplace_back();
+      series[used++].reset(series_index);
+    }
+    Series& s = series[cs.slot];
+
+    double bound = 0;
+    if (r.kind == Kind::kHistogram && r.part == Part::kBucket) {
+      if (cached != nullptr) {
+        bound = cached->le;
+      } else {
+        if (!le) {
+          return error_at(line_no, "bucket of '" + cs.family + "' without an le label");
+        }
+        auto v = parse_value(*le);
+        if (!v) return error_at(line_no, "le=\"" + std::string(*le) + "\" is not a number");
+        bound = *v;
       }
     }
-    previous = n;
-    Series& s = series[n];
+    if (cached == nullptr && !key.empty()) {
+      CachedLine fresh;
+      fresh.series = series_index;
+      fresh.family_length = static_cast<uint32_t>(r.family_length);
+      fresh.part = r.part;
+      fresh.kind = r.kind;
+      fresh.le = bound;
+      if (found != nullptr) {
+        cache.update_line(*found, fresh, quantile, parse_number_);
+      } else {
+        cache.add_line(key, hash, fresh, quantile, parse_number_);
+      }
+    }
+
     if (line.timestamp && !s.timestamp) s.timestamp = line.timestamp;
     switch (r.part) {
       case Part::kCreated:
@@ -600,31 +927,25 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
         break;
     }
     if (r.kind == Kind::kHistogram && r.part == Part::kBucket) {
-      if (!le) {
-        return error_at(line_no, "bucket of '" + std::string(family) + "' without an le label");
-      }
-      auto bound = parse_value(*le);
-      if (!bound) return error_at(line_no, "le=\"" + std::string(*le) + "\" is not a number");
-      s.buckets.emplace_back(*bound, line.value);
+      s.buckets.emplace_back(bound, line.value);
     } else if (r.kind == Kind::kSummary && quantile) {
-      s.quantiles.emplace_back(*quantile, line.value);
+      s.quantiles.emplace_back(std::string(*quantile), line.value);
     } else {
       s.value = line.value;
     }
   }
 
-  out.reserve(series.size());
-  const Fields target_fields = {{"producer_id", FieldValue(source_.producer_id)},
-                                {"instance", FieldValue(source_.instance)}};
+  out.reserve(used);
+  const Fields& target_fields = cache.target_fields;
 
-  // Records the series' start for the next scrape (committed by parse() on success).
-  auto start_for = [&](std::string_view id, std::optional<double> created, double value) {
-    if (created && std::isfinite(*created)) {
+  // Records the series' start for the next scrape (committed by end_parse on success).
+  auto start_for = [&](CachedSeries& cs, std::optional<double> created, double value) {
+    // A _created beyond int64 microseconds (±292,000 years) is no time at all: the cast would be
+    // undefined (found by tools/fuzz), so the series starts as if it had none.
+    if (created && std::isfinite(*created) && std::fabs(*created * 1e6) < 9.2e18) {
       return Timestamp(std::chrono::microseconds(static_cast<int64_t>(*created * 1e6)));
     }
-    auto it = starts_.find(id);
-    if (it == starts_.end()) it = starts_.emplace(std::string(id), SeriesStart{}).first;
-    SeriesStart& prev = it->second;
+    SeriesStart& prev = cs.start;
     // A counter that went down was reset: it starts again now.
     const Timestamp start =
         (!prev.committed || value < prev.last_value) ? scrape_time : prev.start_time;
@@ -634,67 +955,82 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
     return start;
   };
 
-  auto emit = [&](const Series& s, std::string metric_name, Fields fields, Datum datum) -> Status {
+  // `names_valid`: the series' names and fields passed validate_sample before, so only the
+  // datum is left to check.
+  auto emit = [&](const Series& s, const CachedSeries& cs, std::string metric_name, Fields fields,
+                  Datum datum, bool names_valid) -> Status {
     if (out.size() >= max_samples) return too_many_samples(max_samples);
     Sample& sample = out.emplace_back();
     sample.target = Target{source_.target_name, target_fields};
     sample.metric = Metric{std::move(metric_name), std::move(fields)};
     sample.timestamp = s.timestamp.value_or(scrape_time);
     sample.datum = std::move(datum);
-    if (Status st = validate_sample(sample); !st.ok()) {
-      return Status::error("series '" + std::string(s.family) + "': " + st.message(), "decode");
+    Status st;
+    if (names_valid) {
+      st = validate_datum(sample.datum);
+      if (!st.ok()) st = st.with_context("timeseries '" + sample.timeseries_name() + "'");
+    } else {
+      st = validate_sample(sample);
+    }
+    if (!st.ok()) {
+      return Status::error("series '" + cs.family + "': " + st.message(), "decode");
     }
     return {};
   };
 
-  std::string_view metric_family;  // whose name `metric` is
-  std::string metric;
-  for (std::size_t n = 0; n < series.size(); ++n) {
+  for (std::size_t n = 0; n < used; ++n) {
     Series& s = series[n];
-    if (s.family != metric_family || n == 0) {
-      metric = tally_name(s.family);
-      metric_family = s.family;
-    }
-    if (metric.empty()) {
-      return Status::error("metric family '" + std::string(s.family) + "' has no usable name",
-                           "decode");
-    }
-    Fields fields;
-    fields.reserve(s.labels_count);
-    for (std::size_t i = s.labels_begin; i < s.labels_begin + s.labels_count; ++i) {
-      const auto& [k, v] = label_store[i];
-      std::string name = tally_name(k);
-      if (name == "producer_id" || name == "instance") name = "exported_" + name;
-      if (name.empty()) {
-        return Status::error("label '" + std::string(k) + "' has no usable name", "decode");
+    CachedSeries& cs = cache.series[s.cached];
+    if (!cs.built) {
+      std::string metric = tally_name(cs.family);
+      if (metric.empty()) {
+        return Status::error("metric family '" + cs.family + "' has no usable name", "decode");
       }
-      fields.push_back({std::move(name), FieldValue(std::string(v))});
+      Fields fields;
+      fields.reserve(cs.labels.size());
+      for (const auto& [k, v] : cs.labels) {
+        std::string name = tally_name(k);
+        if (name == "producer_id" || name == "instance") name = "exported_" + name;
+        if (name.empty()) {
+          return Status::error("label '" + k + "' has no usable name", "decode");
+        }
+        fields.push_back({std::move(name), FieldValue(v)});
+      }
+      cs.metric = std::move(metric);
+      cs.fields = std::move(fields);
+      cs.labels.clear();
+      cs.labels.shrink_to_fit();
+      cs.built = true;
     }
-    const std::string_view id = index.id(n);
     Status st;
-    switch (s.kind) {
+    switch (cs.kind) {
       case Kind::kCounter: {
         if (!s.value) continue;  // only _created seen
-        const Timestamp start = start_for(id, s.created, *s.value);
-        st = emit(s, metric, std::move(fields), Cumulative<double>{start, *s.value});
+        const Timestamp start = start_for(cs, s.created, *s.value);
+        st = emit(s, cs, cs.metric, cs.fields, Cumulative<double>{start, *s.value}, cs.validated);
+        cs.validated = st.ok();
         break;
       }
       case Kind::kGauge:
       case Kind::kUntyped:
         if (!s.value) continue;
-        st = emit(s, metric, std::move(fields), *s.value);
+        st = emit(s, cs, cs.metric, cs.fields, *s.value, cs.validated);
+        cs.validated = st.ok();
         break;
       case Kind::kSummary: {
         for (const auto& [q, v] : s.quantiles) {
-          Fields qf = fields;
-          qf.push_back({"quantile", FieldValue(std::string(q))});
-          if (st = emit(s, metric, std::move(qf), v); !st.ok()) break;
+          Fields qf = cs.fields;
+          qf.push_back({"quantile", FieldValue(q)});
+          if (st = emit(s, cs, cs.metric, std::move(qf), v, false); !st.ok()) break;
         }
         if (!st.ok()) break;
-        const Timestamp start = start_for(id, s.created, s.count.value_or(0));
-        if (s.sum) st = emit(s, metric + "_sum", fields, Cumulative<double>{start, *s.sum});
+        const Timestamp start = start_for(cs, s.created, s.count.value_or(0));
+        if (s.sum) {
+          st = emit(s, cs, cs.metric + "_sum", cs.fields, Cumulative<double>{start, *s.sum}, false);
+        }
         if (st.ok() && s.count) {
-          st = emit(s, metric + "_count", std::move(fields), Cumulative<double>{start, *s.count});
+          st = emit(s, cs, cs.metric + "_count", cs.fields, Cumulative<double>{start, *s.count},
+                    false);
         }
         break;
       }
@@ -703,7 +1039,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
         if (!std::is_sorted(buckets.begin(), buckets.end())) {
           std::sort(buckets.begin(), buckets.end());
         }
-        const std::string_view family = s.family;
+        const std::string_view family = cs.family;
         Histogram<double> h;
         h.bins.reserve(buckets.size() + 1);
         double previous_count = 0;
@@ -711,8 +1047,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
           const auto [bound, cumulative] = buckets[i];
           if (cumulative < previous_count) {
             return Status::error("histogram '" + std::string(family) +
-                                     "': bucket counts decrease at le=" +
-                                     std::to_string(bound),
+                                     "': bucket counts decrease at le=" + std::to_string(bound),
                                  "decode");
           }
           auto count = to_count(cumulative - previous_count, family);
@@ -746,8 +1081,9 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
         h.min = NAN;
         h.max = NAN;
         h.squared_mean = NAN;
-        h.start_time = start_for(id, s.created, total);
-        st = emit(s, metric, std::move(fields), std::move(h));
+        h.start_time = start_for(cs, s.created, total);
+        st = emit(s, cs, cs.metric, cs.fields, std::move(h), cs.validated);
+        cs.validated = st.ok();
         break;
       }
     }

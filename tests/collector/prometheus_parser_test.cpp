@@ -245,3 +245,165 @@ TEST_CASE("a timestamp beyond the int64 microsecond range is refused") {
   CHECK(r.status().code() == "decode");
   CHECK(r.error() == "line 1: '11395363310506631' is not a timestamp");
 }
+
+// --- the series cache (issue 8) ---
+
+namespace {
+
+// Every part of two parses' samples, the datum bit for bit.
+void check_same_samples(const std::vector<Sample>& a, const std::vector<Sample>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(tally::same_sample(a[i], b[i]));
+  }
+}
+
+const std::string kMixed =
+    "# TYPE c counter\n"
+    "c{route=\"/a\",code=\"200\"} 5\n"
+    "c{code=\"500\",route=\"/a\"} 1\n"
+    "# TYPE g gauge\n"
+    "g{q=\"a}b\\\"c\\\\d\"} 1.5\n"
+    "g 2\n"
+    "# TYPE h histogram\n"
+    "h_bucket{a=\"1\",le=\"0.5\"} 2\n"
+    "h_bucket{a=\"1\",le=\"+Inf\"} 5\n"
+    "h_sum{a=\"1\"} 9\n"
+    "h_count{a=\"1\"} 5\n"
+    "# TYPE s summary\n"
+    "s{quantile=\"0.5\",x=\"y\"} 0.1\n"
+    "s{quantile=\"0.9\",x=\"y\"} 0.3\n"
+    "s_sum{x=\"y\"} 4\n"
+    "s_count{x=\"y\"} 20\n"
+    "u{instance=\"other\"} 7\n";
+
+}  // namespace
+
+TEST_CASE("a scrape read from the series cache gives the samples a fresh parser gives") {
+  auto warm = parser();
+  REQUIRE(warm.parse(kMixed, kScrape).ok());
+  CHECK(warm.cached_series() == 7);  // c×2, g×2, h, s, u
+  CHECK(warm.cached_lines() == 13);
+  auto cached = warm.parse(kMixed, kScrape);
+  REQUIRE_MESSAGE(cached.ok(), cached.error());
+  auto fresh = parser().parse(kMixed, kScrape);
+  REQUIRE_MESSAGE(fresh.ok(), fresh.error());
+  check_same_samples(*cached, *fresh);
+  CHECK(field(find(*cached, "g", "q", "a}b\"c\\d"), "q") == "a}b\"c\\d");
+  CHECK(field(find(*cached, "s", "quantile", "0.9"), "x") == "y");
+  CHECK(field(find(*cached, "u"), "exported_instance") == "other");
+  CHECK(warm.cached_series() == 7);
+  CHECK(warm.cached_lines() == 13);
+}
+
+TEST_CASE("the series cache forgets the series and lines a scrape no longer has") {
+  auto p = parser();
+  std::string big = "# TYPE g gauge\n";
+  for (int i = 0; i < 1000; ++i) big += "g{i=\"" + std::to_string(i) + "\"} 1\n";
+  REQUIRE(p.parse(big, kScrape).ok());
+  CHECK(p.cached_series() == 1000);
+  CHECK(p.cached_lines() == 1000);
+  auto r = p.parse("# TYPE g gauge\ng{i=\"7\"} 2\ng{i=\"1000\"} 3\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(p.cached_series() == 2);
+  CHECK(p.cached_lines() == 2);
+  CHECK(std::get<double>(find(*r, "g", "i", "7").datum) == 2);
+  CHECK(std::get<double>(find(*r, "g", "i", "1000").datum) == 3);
+  // A histogram that lost a bucket keeps its series and drops the bucket's line.
+  const std::string h = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n";
+  REQUIRE(p.parse(h + "h_bucket{le=\"2\"} 2\n", kScrape).ok());
+  CHECK(p.cached_lines() == 3);
+  REQUIRE(p.parse(h, kScrape).ok());
+  CHECK(p.cached_series() == 1);
+  CHECK(p.cached_lines() == 2);
+}
+
+TEST_CASE("a changed label set is a new series, the old one leaves the cache") {
+  auto p = parser();
+  const std::string head = "# TYPE c counter\n";
+  const Timestamp later = kScrape + std::chrono::seconds(10);
+  REQUIRE(p.parse(head + "c{k=\"1\"} 5\n", kScrape).ok());
+  auto r = p.parse(head + "c{k=\"2\"} 6\n", later);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 1);
+  CHECK(field(r->at(0), "k") == "2");
+  CHECK(std::get<Cumulative<double>>(r->at(0).datum).start_time == later);
+  CHECK(p.cached_series() == 1);
+  // The same labels in another order are the same series, under a second cached line.
+  r = p.parse(head + "c{k=\"2\",j=\"x\"} 7\nc{j=\"x\",k=\"2\"} 8\n", later);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 1);
+  CHECK(std::get<Cumulative<double>>(r->at(0).datum).value == 8);
+  CHECK(p.cached_series() == 1);
+  CHECK(p.cached_lines() == 2);
+}
+
+TEST_CASE("a family whose TYPE changed is read again, not taken from the cache") {
+  auto p = parser();
+  auto r = p.parse("# TYPE x gauge\nx{a=\"1\"} 3\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(std::holds_alternative<double>(r->at(0).datum));
+  r = p.parse("# TYPE x counter\nx{a=\"1\"} 3\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(std::holds_alternative<Cumulative<double>>(r->at(0).datum));
+  // x_bucket was a series of its own (untyped), now it is a bucket of histogram x.
+  r = p.parse("x_bucket{le=\"1\"} 3\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  CHECK(r->at(0).metric.name == "x_bucket");
+  r = p.parse("# TYPE x histogram\nx_bucket{le=\"1\"} 3\nx_bucket{le=\"+Inf\"} 3\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 1);
+  CHECK(r->at(0).metric.name == "x");
+  CHECK(std::holds_alternative<Histogram<double>>(r->at(0).datum));
+  CHECK(p.cached_lines() == 2);
+}
+
+TEST_CASE("a failed scrape leaves the cache as the last good one left it") {
+  auto p = parser();
+  REQUIRE(p.parse("a{k=\"1\"} 1\nb 2\n", kScrape).ok());
+  CHECK(p.cached_series() == 2);
+  REQUIRE_FALSE(p.parse("a{k=\"1\"} 1\nnew{k=\"2\"} 1\nbad{\n", kScrape).ok());
+  CHECK(p.cached_series() == 2);
+  CHECK(p.cached_lines() == 2);
+  // A hostile scrape of too many series adds nothing either.
+  std::string many;
+  for (int i = 0; i < 100; ++i) many += "m" + std::to_string(i) + " 1\n";
+  REQUIRE(p.parse(many, kScrape, 10).status().code() == "too_many_samples");
+  CHECK(p.cached_series() == 2);
+  CHECK(p.cached_lines() == 2);
+}
+
+TEST_CASE("a line whose series text is cached is still checked whole") {
+  struct Case {
+    const char* warm;
+    const char* text;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"m{a=\"x\"} 1\n", "m{a=\"x\"}\n", "line 1: expected a value after 'm'"},
+      {"m{a=\"x\"} 1\n", "m{a=\"x\"} one\n", "line 1: 'one' is not a number"},
+      {"m 1\n", "m 1 soon\n", "line 1: 'soon' is not a timestamp"},
+      {"m 1\n", "m 1 2 3\n", "line 1: unexpected text after the timestamp"},
+      {"# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 6\n",
+       "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\n", "bucket counts decrease"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    auto p = parser();
+    REQUIRE(p.parse(c.warm, kScrape).ok());
+    auto r = p.parse(c.text, kScrape);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == "decode");
+    CHECK_MESSAGE(r.error().find(c.message) != std::string::npos, r.error());
+  }
+}
+
+// Found by tools/fuzz (prometheus_text): the cast of this _created to int64 microseconds
+// overflowed (undefined behaviour). The series starts when first seen instead.
+TEST_CASE("a _created beyond the int64 microsecond range is ignored") {
+  auto r = parser().parse("# TYPE c counter\nc_total 1\nc_created 16051605281325.0\n", kScrape);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 1);
+  CHECK(std::get<Cumulative<double>>(r->at(0).datum).start_time == kScrape);
+}

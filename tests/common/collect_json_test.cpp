@@ -632,6 +632,28 @@ TEST_CASE("encode: strings are escaped, UTF-8 passes through, invalid bytes beco
   }
 }
 
+// The escaper skips plain text eight bytes at a time: a byte that needs escaping is found at
+// every offset of a block, and after a block too.
+TEST_CASE("encode: a byte to escape is found wherever it sits in a long string") {
+  const std::pair<std::string, std::string> specials[] = {
+      {"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"}, {std::string(1, '\0'), "\\u0000"},
+      {"\x1f", "\\u001f"}, {"\xff", "\xEF\xBF\xBD"}, {"\xC3\xA9", "\xC3\xA9"}, {"\x7f", "\x7f"}};
+  for (const auto& [special, escaped] : specials) {
+    for (std::size_t at = 0; at <= 17; ++at) {
+      CAPTURE(at);
+      CAPTURE(escaped);
+      const std::string in = std::string(at, 'a') + special + std::string(17 - at, 'b');
+      CollectItem item;
+      item.error = ProducerError{"t", in};
+      const std::string json = encode_collect_response(std::span<const CollectItem>(&item, 1));
+      const std::string prefix = R"([{"status":"err","info":{"type":"t","content":)";
+      REQUIRE(json.starts_with(prefix));
+      CHECK(json.substr(prefix.size(), json.size() - prefix.size() - 3) ==
+            "\"" + std::string(at, 'a') + escaped + std::string(17 - at, 'b') + "\"");
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malformed input: the whole response is rejected with the path and the problem.
 

@@ -1,7 +1,8 @@
 // PrometheusParser::parse (DESIGN.md §3.2) on arbitrary text, scraped twice by one parser (the
-// second scrape goes through the parser's memory of start times): no crash, UB or leak; every
-// sample it returns passes validate_sample; both scrapes agree on success and sample count; and
-// a limit of one sample fewer than a scrape yields fails with "too_many_samples".
+// second scrape goes through the parser's memory of start times and its series cache): no crash,
+// UB or leak; every sample it returns passes validate_sample; both scrapes agree on success,
+// sample count and series; and a limit of one sample fewer than a scrape yields fails with
+// "too_many_samples".
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     return 0;
   }
   check(first->size() == second->size(), "a second scrape yields as many samples");
+  // The second scrape reads its lines from the parser's series cache: it must give the same
+  // series, in the same order, with the same kind of datum.
+  for (std::size_t i = 0; i < first->size(); ++i) {
+    const tally::Sample& a = (*first)[i];
+    const tally::Sample& b = (*second)[i];
+    check(a.target == b.target && a.metric == b.metric && a.datum.index() == b.datum.index(),
+          "a second scrape yields the same series", a.timeseries_name());
+  }
   for (const tally::Sample& s : *first) {
     const tally::Status valid = tally::validate_sample(s);
     check(valid.ok(), "every sample is valid", valid.message());

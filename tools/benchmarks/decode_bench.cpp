@@ -145,6 +145,27 @@ void BM_DecodePrometheus(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodePrometheus);
 
+// A new parser for every scrape: every line is read whole (the series cache is empty), as on a
+// producer's first scrape or when all its series changed.
+void BM_DecodePrometheusFirstScrape(benchmark::State& state) {
+  const std::string& body = prometheus_body();
+  const tally::Timestamp t = tally::bench::bench_time(0);
+  std::size_t samples = 0;
+  for (auto _ : state) {
+    tally::collector::PrometheusParser parser(
+        {.target_name = "bench", .producer_id = tally::Uuid::random(), .instance = "127.0.0.1:9100"});
+    auto parsed = parser.parse(body, t);
+    if (!parsed.ok()) {
+      state.SkipWithError(("parse failed: " + parsed.status().message()).c_str());
+      break;
+    }
+    samples = parsed->size();
+    benchmark::DoNotOptimize(parsed);
+  }
+  report(state, body.size(), samples);
+}
+BENCHMARK(BM_DecodePrometheusFirstScrape);
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -7,17 +7,16 @@
 //   counter → cumulative_f64, gauge/untyped → f64, histogram → histogram_f64 (bins from `le`),
 //   summary → f64 per quantile (field `quantile`) plus cumulative_f64 `<name>_sum`/`_count`.
 // Counters and histograms start at `_created` when given, else when this parser first saw the
-// series (or saw it go down: a reset). The parser keeps that memory between scrapes, so use
-// one per producer. Not thread-safe.
+// series (or saw it go down: a reset). The parser keeps that memory, and a cache of the series
+// it read, between scrapes, so use one per producer. Not thread-safe.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "tally/common/field.h"
@@ -34,40 +33,37 @@ struct PrometheusSource {
 
 class PrometheusParser {
  public:
-  explicit PrometheusParser(PrometheusSource source) : source_(std::move(source)) {}
+  explicit PrometheusParser(PrometheusSource source);
+  ~PrometheusParser();
+  PrometheusParser(PrometheusParser&&) noexcept;
+  PrometheusParser& operator=(PrometheusParser&&) noexcept;
 
   // Parses one scrape taken at `scrape_time`. Malformed input is an error naming the line
   // (code "decode") and yields no samples; more than `max_samples` samples is an error with
   // code "too_many_samples", raised as soon as the text holds more series than that (each is at
   // least one sample), so a hostile scrape costs no more than max_samples series of memory.
-  Result<std::vector<Sample>> parse(std::string_view text, Timestamp scrape_time,
-                                    std::size_t max_samples = std::numeric_limits<std::size_t>::max());
+  Result<std::vector<Sample>> parse(
+      std::string_view text, Timestamp scrape_time,
+      std::size_t max_samples = std::numeric_limits<std::size_t>::max());
+
+  // The series cache (as Prometheus keeps one per target): a sample line whose `name{labels}`
+  // text was read by the last successful parse reuses what that parse derived from it (series
+  // identity, family and type, le/quantile, metric name and fields, the validation of its names)
+  // instead of reading its labels again. It holds the series and lines of the last successful
+  // parse only: after a successful parse, the ones it did not see are dropped; after a failed
+  // one, the ones it added. These count what it holds (for tests and memory accounting).
+  std::size_t cached_series() const;
+  std::size_t cached_lines() const;
 
  private:
-  // A counter/histogram/summary series' start time as of the last successful parse, and the
-  // one the parse in progress found (kept only if that parse succeeds).
-  struct SeriesStart {
-    Timestamp start_time;
-    double last_value = 0;
-    Timestamp next_start;
-    double next_value = 0;
-    uint64_t next_parse = 0;  // the parse that set next_*
-    bool committed = false;   // start_time/last_value are set
-  };
-  // Lets starts_ be searched with a string_view, so that a lookup builds no string.
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
+  struct Cache;
 
   Status parse_into(std::string_view text, Timestamp scrape_time, std::size_t max_samples,
                     std::vector<Sample>& out);
 
   PrometheusSource source_;
-  // Start times of counter/histogram/summary series by series identity.
-  std::unordered_map<std::string, SeriesStart, StringHash, std::equal_to<>> starts_;
+  std::unique_ptr<Cache> cache_;
   uint64_t parse_number_ = 0;
-  std::string line_id_;  // the identity of the line being read (its capacity is reused)
 };
 
 // "http_requests:rate5m" → "http_requests_rate5m"; "Foo__Bar_" → "foo_bar". Returns "" when
