@@ -227,6 +227,8 @@ Status Daemon::Impl::start() {
   pipeline_ = std::make_unique<SamplePipeline>(
       *checker_, *sink_,
       SamplePipelineOptions{.max_pending = max_pending,
+                            .max_pending_bytes = std::max<std::size_t>(
+                                1 << 20, config_.database.max_queue_bytes / 4),
                             .max_age = std::chrono::days(config_.database.retention_days)});
 
   // One I/O thread moves the bytes of thousands of producers; a second helps on larger hosts.

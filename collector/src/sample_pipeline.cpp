@@ -157,10 +157,20 @@ void SamplePipeline::reject_outside_window(const std::optional<Uuid>& producer,
   }
 }
 
+namespace {
+std::size_t bytes_of(const std::vector<Sample>& samples) {
+  std::size_t bytes = 0;
+  for (const Sample& s : samples) bytes += queued_sample_bytes(s);
+  return bytes;
+}
+}  // namespace
+
 void SamplePipeline::set_aside(const std::optional<Uuid>& producer, std::vector<Sample> samples) {
   const std::size_t n = samples.size();
+  const std::size_t bytes = bytes_of(samples);
   std::lock_guard lock(pending_mu_);
-  if (pending_samples_ + n > options_.max_pending) {
+  if (pending_samples_ + n > options_.max_pending ||
+      pending_bytes_ + bytes > options_.max_pending_bytes) {
     counters_.dropped_schema_unavailable += n;
     if (!pending_full_logged_) {
       pending_full_logged_ = true;
@@ -168,12 +178,15 @@ void SamplePipeline::set_aside(const std::optional<Uuid>& producer, std::vector<
                 {{"dropped", str(n)},
                  {"pending", str(pending_samples_)},
                  {"limit", str(options_.max_pending)},
+                 {"pending_bytes", str(pending_bytes_)},
+                 {"limit_bytes", str(options_.max_pending_bytes)},
                  {"action", "dropping samples of unchecked schemas until the database returns"}});
     }
     return;
   }
-  pending_.push_back(Pending{producer, std::move(samples)});
+  pending_.push_back(Pending{producer, std::move(samples), bytes});
   pending_samples_ += n;
+  pending_bytes_ += bytes;
   counters_.pending_schema = pending_samples_;
 }
 
@@ -184,17 +197,21 @@ void SamplePipeline::retry_pending() {
     if (pending_.empty()) return;
     batches.swap(pending_);
     pending_samples_ = 0;
+    pending_bytes_ = 0;
     counters_.pending_schema = 0;
     pending_full_logged_ = false;
   }
   // Oldest first, so what can be checked now reaches the sink in the order it was collected.
   std::deque<Pending> still;
   std::size_t n = 0;
+  std::size_t bytes = 0;
   for (Pending& batch : batches) {
     std::vector<Sample> unchecked = check(batch.producer, std::move(batch.samples), /*retry=*/true);
     if (unchecked.empty()) continue;
     n += unchecked.size();
-    still.push_back(Pending{batch.producer, std::move(unchecked)});
+    const std::size_t b = bytes_of(unchecked);
+    bytes += b;
+    still.push_back(Pending{batch.producer, std::move(unchecked), b});
   }
   if (still.empty()) return;
   // Back in front of what push() set aside meanwhile; already counted, so never dropped here.
@@ -202,6 +219,7 @@ void SamplePipeline::retry_pending() {
   pending_.insert(pending_.begin(), std::make_move_iterator(still.begin()),
                   std::make_move_iterator(still.end()));
   pending_samples_ += n;
+  pending_bytes_ += bytes;
   counters_.pending_schema = pending_samples_;
 }
 
@@ -212,6 +230,7 @@ void SamplePipeline::drop_pending(std::string_view why) {
   log_error("pending_schema_dropped", {{"samples", str(pending_samples_)}, {"why", why}});
   pending_.clear();
   pending_samples_ = 0;
+  pending_bytes_ = 0;
   counters_.pending_schema = 0;
 }
 

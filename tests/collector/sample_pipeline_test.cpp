@@ -150,6 +150,26 @@ TEST_CASE("beyond max_pending, samples of unchecked schemas are dropped and coun
   CHECK(f.flushed().empty());
 }
 
+TEST_CASE("beyond max_pending_bytes, samples of unchecked schemas are dropped and counted") {
+  const std::size_t one = queued_sample_bytes(numbered(0, 1)[0]);
+  // Room for three of these samples by bytes, while the count bound would take a thousand.
+  Fixture f({.max_pending = 1000, .max_pending_bytes = 3 * one + one / 2});
+  f.source->down = true;
+  f.pipeline->push(kA, numbered(0, 2));
+  f.pipeline->push(kA, numbered(2, 2));  // would make 4 samples' bytes
+  f.pipeline->push(kA, numbered(4, 1));  // fits: 3
+  CHECK(f.pipeline->totals().pending_schema == 3);
+  CHECK(f.pipeline->totals().dropped_schema_unavailable == 2);
+  f.pipeline->retry_pending();           // still down: kept, their bytes still counted
+  f.pipeline->push(kA, numbered(5, 1));  // does not fit
+  CHECK(f.pipeline->totals().pending_schema == 3);
+  CHECK(f.pipeline->totals().dropped_schema_unavailable == 3);
+  f.source->down = false;
+  f.pipeline->retry_pending();
+  CHECK(f.pipeline->totals().pending_schema == 0);
+  CHECK(f.flushed() == std::vector<int64_t>{0, 1, 4});
+}
+
 TEST_CASE("the collector's own samples and unknown producers count in totals only") {
   Fixture f;
   f.source->store(conflicting_schema());

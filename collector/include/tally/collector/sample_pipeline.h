@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -63,9 +64,10 @@ struct ProducerPipelineState {
 };
 
 struct SamplePipelineOptions {
-  // The most samples set aside at once; more are dropped and counted
-  // (dropped_schema_unavailable).
+  // The most samples set aside at once, and their most memory (queued_sample_bytes, as the
+  // sink counts its queue); more are dropped and counted (dropped_schema_unavailable).
   std::size_t max_pending = 250'000;
+  std::size_t max_pending_bytes = std::numeric_limits<std::size_t>::max();
   // The accepted time window (docs/decisions.md "Accepted time window"): a sample stamped more
   // than `max_future` ahead of `wall_clock`, or more than `max_age` behind it, is rejected with
   // reason "timestamp" before the schema check. max_age 0 means no lower bound; the daemon
@@ -104,6 +106,7 @@ class SamplePipeline {
   struct Pending {
     std::optional<Uuid> producer;
     std::vector<Sample> samples;
+    std::size_t bytes = 0;  // queued_sample_bytes() of the samples
   };
   // Checks and pushes the accepted samples; returns those that could not be checked.
   std::vector<Sample> check(const std::optional<Uuid>& producer, std::vector<Sample> samples,
@@ -124,6 +127,7 @@ class SamplePipeline {
   std::mutex pending_mu_;
   std::deque<Pending> pending_;       // pending_mu_, oldest first
   std::size_t pending_samples_ = 0;   // pending_mu_
+  std::size_t pending_bytes_ = 0;     // pending_mu_
   bool pending_full_logged_ = false;  // pending_mu_
 };
 
