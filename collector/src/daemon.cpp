@@ -239,7 +239,8 @@ Status Daemon::Impl::start() {
       .max_open_connections = raise_open_file_limit(config_.collection.max_in_flight)});
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_samples_per_collection =
-                           static_cast<std::size_t>(config_.collection.max_samples_per_collection)},
+                           static_cast<std::size_t>(config_.collection.max_samples_per_collection),
+                       .sink_full = [this] { return sink_->nearly_full(); }},
       *scraper_, [this](const Uuid& producer, std::vector<Sample> samples) {
         pipeline_->push(producer, std::move(samples));
       });

@@ -306,7 +306,7 @@ class Scheduler::Impl {
         return Status::error("no producer " + id.to_string(), "not_found");
       }
       if (it->second.state.in_progress) {
-        record_skip(it->second);
+        record_skip(it->second, reason::kInProgress, "the previous collection is still running");
         return Status::error("a collection of " + id.to_string() + " is already running",
                              std::string(reason::kInProgress));
       }
@@ -318,6 +318,8 @@ class Scheduler::Impl {
 
   std::size_t run_due() {
     std::vector<Launch> launches;
+    // Asked before mu_: the sink has its own lock, never taken with ours.
+    const bool sink_full = options_.sink_full && options_.sink_full();
     {
       std::lock_guard lock(mu_);
       if (stopping_) return 0;
@@ -326,7 +328,10 @@ class Scheduler::Impl {
         e.state.counts.missed_polls += due.missed;
         totals_.missed_polls += due.missed;
         if (e.state.in_progress) {
-          record_skip(e);
+          record_skip(e, reason::kInProgress, "the previous collection is still running");
+        } else if (sink_full) {
+          record_skip(e, reason::kQueueFull,
+                      "the sink's queue is nearly full: Postgres is not keeping up");
         } else {
           launches.push_back(begin(e));
         }
@@ -393,12 +398,11 @@ class Scheduler::Impl {
     return s;
   }
 
-  void record_skip(Entry& e) {
-    const std::string reason(reason::kInProgress);
+  void record_skip(Entry& e, std::string_view why, std::string_view message) {
+    const std::string reason(why);
     ++e.state.counts.failures[reason];
     ++totals_.failures[reason];
-    e.state.last_failure =
-        CollectionFailure{tally::now(), reason, "the previous collection is still running"};
+    e.state.last_failure = CollectionFailure{tally::now(), reason, std::string(message)};
     if (e.logged_reason != reason) {
       e.logged_reason = reason;
       log_warn("collection_skipped", {{"producer", e.state.target.id.to_string()},

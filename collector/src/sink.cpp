@@ -288,6 +288,12 @@ class Sink::Impl {
                               {"dropped_spool_full", str(s.dropped_spool_full)}});
   }
 
+  bool nearly_full() const {
+    std::lock_guard lock(mu_);
+    return depth_ > options_.max_queue_samples - options_.max_queue_samples / 8 ||
+           bytes_ > options_.max_queue_bytes - options_.max_queue_bytes / 8;
+  }
+
   SinkStats stats() const {
     SinkStats s;
     s.samples_queued = counters_.queued.load();
@@ -800,6 +806,7 @@ void Sink::start() { impl_->start(); }
 std::size_t Sink::push(std::vector<Sample> samples) { return impl_->push(std::move(samples)); }
 void Sink::stop() { impl_->stop(); }
 SinkStats Sink::stats() const { return impl_->stats(); }
+bool Sink::nearly_full() const { return impl_->nearly_full(); }
 bool Sink::run_once() { return impl_->run_once(); }
 Clock::time_point Sink::next_due() const { return impl_->next_due(); }
 

@@ -119,6 +119,7 @@ struct Harness {
   explicit Harness(Duration first_offset = 3s, std::size_t max_samples = 1000) {
     SchedulerOptions o;
     o.max_samples_per_collection = max_samples;
+    o.sink_full = [this] { return sink_full.load(); };
     o.decode_threads = 0;  // decode inline: FakeFetcher::complete() returns with the state updated
     o.clock = &clock;
     o.first_offset = fixed_offset(first_offset);
@@ -137,6 +138,7 @@ struct Harness {
 
   ManualClock clock;
   FakeFetcher fetcher;
+  std::atomic<bool> sink_full{false};  // what SchedulerOptions::sink_full answers
   std::mutex mu;
   std::vector<std::pair<Uuid, std::vector<Sample>>> delivered;
   std::unique_ptr<Scheduler> scheduler;  // last: stopped before the fakes go
@@ -375,6 +377,29 @@ TEST_CASE("Scheduler: a poll due while the previous one runs is skipped as in_pr
   CHECK(h.scheduler->run_due() == 1);  // the grid goes on
   CHECK(h.fetcher.requests.size() == 2);
   CHECK(h.scheduler->totals().failures.at("in_progress") == 2);
+}
+
+TEST_CASE("Scheduler: while the sink is nearly full, due polls are skipped as queue_full") {
+  Harness h(0s);
+  const ProducerTarget a = target("127.0.0.1:9100", 10s);
+  const ProducerTarget b = target("127.0.0.1:9101", 10s);
+  h.scheduler->upsert(a);
+  h.scheduler->upsert(b);
+  h.sink_full = true;
+  CHECK(h.scheduler->run_due() == 0);
+  CHECK(h.fetcher.requests.empty());
+  ProducerState s = h.state(a.id);
+  CHECK(failures(s, "queue_full") == 1);
+  CHECK(s.counts.collections == 0);
+  REQUIRE(s.last_failure.has_value());
+  CHECK(s.last_failure->reason == "queue_full");
+  CHECK(h.scheduler->totals().failures.at("queue_full") == 2);
+
+  h.sink_full = false;  // the sink drained: the grid goes on
+  h.clock.advance(10s);
+  CHECK(h.scheduler->run_due() == 2);
+  CHECK(h.fetcher.requests.size() == 2);
+  CHECK(failures(h.state(b.id), "queue_full") == 1);
 }
 
 TEST_CASE("Scheduler: collect_now polls off the grid and leaves the grid alone") {

@@ -267,6 +267,30 @@ TEST_CASE("push takes what fits in max_queue_bytes and counts the rest as queue_
   check_counts_add_up(sink.stats());
 }
 
+TEST_CASE("nearly_full: above 7/8 of either bound, until the writer drains the queue") {
+  const std::size_t b = queued_sample_bytes(test::numbered_sample(0));
+  Fixture f;
+  f.options.max_queue_samples = 80;  // 7/8: 70 samples
+  f.options.max_queue_bytes = 1000 * b;
+  Sink& sink = f.open();
+  CHECK(sink.push(numbered(0, 70)) == 70);
+  CHECK_FALSE(sink.nearly_full());
+  CHECK(sink.push(numbered(70, 1)) == 1);
+  CHECK(sink.nearly_full());
+  f.clock.advance(1s);
+  f.drain();
+  CHECK_FALSE(sink.nearly_full());
+
+  Fixture g;  // now the bytes: 7/8 of 40 samples' bytes is 35
+  g.options.max_queue_samples = 1000;
+  g.options.max_queue_bytes = 40 * b;
+  Sink& by_bytes = g.open();
+  CHECK(by_bytes.push(numbered(0, 35)) == 35);
+  CHECK_FALSE(by_bytes.nearly_full());
+  CHECK(by_bytes.push(numbered(35, 1)) == 1);
+  CHECK(by_bytes.nearly_full());
+}
+
 TEST_CASE("while Postgres is down the byte threshold spools the excess too") {
   const std::size_t b = queued_sample_bytes(test::numbered_sample(0));
   Fixture f;

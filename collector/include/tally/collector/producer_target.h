@@ -36,6 +36,7 @@ inline constexpr std::string_view kDecode = "decode";            // body or HTTP
 inline constexpr std::string_view kTooLarge = "too_large";       // body over max_body_bytes
 inline constexpr std::string_view kTooManySamples = "too_many_samples";
 inline constexpr std::string_view kInProgress = "in_progress";  // poll skipped: one still runs
+inline constexpr std::string_view kQueueFull = "queue_full";  // poll skipped: the sink is full
 inline constexpr std::string_view kForbidden = "forbidden";     // address outside allowed_networks
 inline constexpr std::string_view kProducerError = "producer_error";  // one oximeter "err" item
 // The producer was removed or the collector is stopping; never recorded.

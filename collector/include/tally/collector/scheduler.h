@@ -117,6 +117,9 @@ struct SchedulerOptions {
   // that would be an I/O thread.
   int decode_threads = 2;
   const Clock* clock = &steady_clock();  // must outlive the scheduler
+  // Asked once per run_due(): while it returns true, due polls are skipped and counted
+  // (reason queue_full) — the daemon passes Sink::nearly_full. Empty: never.
+  std::function<bool()> sink_full;
   PollSchedule::OffsetFn first_offset = PollSchedule::random_offset();
 };
 
@@ -160,7 +163,8 @@ class Scheduler {
   SchedulerTotals totals() const;
 
   // Starts every poll due at clock->now() (a due producer still collecting is skipped and
-  // counted as in_progress). Returns how many collections were started. The timer thread loops
+  // counted as in_progress; while options.sink_full() says so, every due poll is skipped and
+  // counted as queue_full). Returns how many collections were started. The timer thread loops
   // on this; tests call it directly instead of start().
   std::size_t run_due();
   // When run_due() next has work (nullopt: no producers).

@@ -162,6 +162,13 @@ class Sink {
 
   SinkStats stats() const;
 
+  // Thread-safe. True while the queue holds more than 7/8 of either bound (max_queue_samples,
+  // max_queue_bytes): Postgres is not keeping up and the spool is not taking the excess, so a
+  // collection started now would mostly be dropped as queue_full. The scheduler skips polls
+  // meanwhile (reason queue_full) instead of fetching and decoding samples it cannot keep. The
+  // eighth left is room for the collections already running.
+  bool nearly_full() const;
+
   // One unit of the writer's work that is due at clock.now(): write, spool or replay one batch.
   // Returns false when nothing is due. The writer thread loops on this; tests drive it directly
   // with a fake clock instead of calling start(). Not to be mixed with start().
