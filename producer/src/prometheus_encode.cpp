@@ -87,6 +87,15 @@ void append_line(std::string& out, std::string_view name, std::string_view suffi
   out += '\n';
 }
 
+// A string datum, written info-style: `family{labels,value="…"} 1`.
+void append_string_line(std::string& out, std::string_view family, std::string_view labels,
+                        std::string_view value) {
+  std::string pair = "value=\"";
+  prometheus::append_label_value(pair, value);
+  pair += '"';
+  append_line(out, family, {}, labels, pair, int64_t{1});
+}
+
 // The le="…" pairs of a histogram's buckets, kept from the previous histogram when its edges
 // are the same, bit for bit: the histograms of one family nearly always share their edges, and
 // formatting a float is the costly part of a bucket line.
@@ -177,10 +186,7 @@ void append_sample(std::string& out, std::string_view family, const PrometheusSe
             out += "# skipped " + series.timeseries_name + ": a field is already called 'value'\n";
             return;
           }
-          std::string value = "value=\"";
-          prometheus::append_label_value(value, d);
-          value += '"';
-          append_line(out, family, {}, labels, value, int64_t{1});
+          append_string_line(out, family, labels, d);
         } else if constexpr (requires {
                                d.value;
                                d.start_time;
@@ -234,10 +240,7 @@ void append_other_sample(std::string& out, std::string_view family, const Sample
             out += "# skipped " + s.timeseries_name() + ": a field is already called 'value'\n";
             return;
           }
-          std::string value = "value=\"";
-          prometheus::append_label_value(value, d);
-          value += '"';
-          append_line(out, family, {}, labels, value, int64_t{1});
+          append_string_line(out, family, labels, d);
         } else if constexpr (requires {
                                d.value;
                                d.start_time;
