@@ -1,6 +1,7 @@
 // The embedded server over real HTTP on port 0.
 #include <doctest/doctest.h>
 
+#include "producer_fakes.h"
 #include "tally/common/collect_json.h"
 #include "tally/common/http_client.h"
 #include "tally/producer/metric_set.h"
@@ -12,22 +13,6 @@ namespace {
 const Timestamp kStart = Timestamp{} + std::chrono::seconds(1'700'000'000);
 
 // Samples fixed to the microsecond, so what the decoder reads back can be compared exactly.
-class FixedProducer : public Producer {
- public:
-  explicit FixedProducer(std::vector<Sample> samples) : samples_(std::move(samples)) {}
-  Status produce(std::vector<Sample>& out) override {
-    out.insert(out.end(), samples_.begin(), samples_.end());
-    return {};
-  }
-
- private:
-  std::vector<Sample> samples_;
-};
-
-class FailingProducer : public Producer {
-  Status produce(std::vector<Sample>&) override { return Status::error("disk stats unavailable"); }
-};
-
 std::vector<Sample> fixed_samples() {
   const Target target{"disk", {{"device", std::string("nvme0")}}};
   const Timestamp at = kStart + std::chrono::microseconds(123'456);
@@ -44,8 +29,8 @@ struct Fixture {
   Fixture() {
     metrics = std::make_shared<MetricSet>(Target{"http_service", {{"name", std::string("api")}}});
     metrics->counter("request_count", {{"status_code", uint16_t{200}}}).add(3);
-    registry->add(std::make_shared<FixedProducer>(fixed_samples()));
-    registry->add(std::make_shared<FailingProducer>());
+    registry->add(std::make_shared<test::FixedProducer>(fixed_samples()));
+    registry->add(std::make_shared<test::FailingProducer>("disk stats unavailable"));
     registry->add(metrics);
   }
 

@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "producer_fakes.h"
 #include "tally/producer/metric_set.h"
 
 namespace tally {
@@ -163,22 +164,6 @@ TEST_CASE("the output of every helper follows the text format grammar") {
   CHECK(samples == 6 + 7 + 5);
 }
 
-class FixedProducer : public Producer {
- public:
-  explicit FixedProducer(std::vector<Sample> samples) : samples_(std::move(samples)) {}
-  Status produce(std::vector<Sample>& out) override {
-    out.insert(out.end(), samples_.begin(), samples_.end());
-    return {};
-  }
-
- private:
-  std::vector<Sample> samples_;
-};
-
-class FailingProducer : public Producer {
-  Status produce(std::vector<Sample>&) override { return Status::error("disk\nstats unavailable"); }
-};
-
 // ProducerRegistry::collect_prometheus() renders MetricSets from series kept between
 // collections; it must write what the generic encoder writes for the same samples.
 TEST_CASE("collect_prometheus() writes what encode_prometheus(collect()) writes, every time") {
@@ -187,7 +172,7 @@ TEST_CASE("collect_prometheus() writes what encode_prometheus(collect()) writes,
       Target{"http_service", {{"name", std::string("api")}, {"id", Uuid::random()}}});
   auto other = std::make_shared<MetricSet>(Target{"disk", {{"device", std::string("nv\"me0")}}});
   registry->add(api);
-  registry->add(std::make_shared<FixedProducer>(std::vector<Sample>{
+  registry->add(std::make_shared<test::FixedProducer>(std::vector<Sample>{
       sample("http_service", {}, "request_count", {{"route", std::string("/x")}},
              Cumulative<uint64_t>{kStart, 1}),  // joins api's family
       sample("a_b", {}, "c", {},
@@ -201,7 +186,7 @@ TEST_CASE("collect_prometheus() writes what encode_prometheus(collect()) writes,
                                 0}),
       sample("x", {}, "raw", {}, Bytes{1, 2}),
   }));
-  registry->add(std::make_shared<FailingProducer>());
+  registry->add(std::make_shared<test::FailingProducer>("disk\nstats unavailable"));
   registry->add(other);
 
   for (int route = 0; route < 3; ++route) {
