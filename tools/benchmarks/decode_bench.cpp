@@ -124,16 +124,21 @@ void BM_PrometheusTokenize(benchmark::State& state) {
 }
 BENCHMARK(BM_PrometheusTokenize);
 
-// One parser kept across scrapes, as the collector keeps one per producer; the parse buffers it
-// keeps per thread are reused from iteration to iteration, as on a collector's decode thread.
-void BM_DecodePrometheus(benchmark::State& state) {
+// What the Prometheus decodes parse as; a new producer id each call, as for a new producer.
+tally::collector::PrometheusSource bench_source() {
+  return {
+      .target_name = "bench", .producer_id = tally::Uuid::random(), .instance = "127.0.0.1:9100"};
+}
+
+// Times `parse(body, scrape_time)` on the whole Prometheus body, once an iteration, each
+// result checked and freed inside the timed loop.
+template <class Parse>
+void decode_prometheus(benchmark::State& state, Parse parse) {
   const std::string& body = prometheus_body();
-  tally::collector::PrometheusParser parser(
-      {.target_name = "bench", .producer_id = tally::Uuid::random(), .instance = "127.0.0.1:9100"});
   const tally::Timestamp t = tally::bench::bench_time(0);
   std::size_t samples = 0;
   for (auto _ : state) {
-    auto parsed = parser.parse(body, t);
+    auto parsed = parse(body, t);
     if (!parsed.ok()) {
       state.SkipWithError(("parse failed: " + parsed.status().message()).c_str());
       break;
@@ -143,26 +148,23 @@ void BM_DecodePrometheus(benchmark::State& state) {
   }
   report(state, body.size(), samples);
 }
+
+// One parser kept across scrapes, as the collector keeps one per producer; the parse buffers it
+// keeps per thread are reused from iteration to iteration, as on a collector's decode thread.
+void BM_DecodePrometheus(benchmark::State& state) {
+  tally::collector::PrometheusParser parser(bench_source());
+  decode_prometheus(
+      state, [&](std::string_view body, tally::Timestamp t) { return parser.parse(body, t); });
+}
 BENCHMARK(BM_DecodePrometheus);
 
-// A new parser for every scrape: every line is read whole (the series cache is empty), as on a
-// producer's first scrape or when all its series changed.
+// A new parser for every scrape (made and freed in the timed loop): every line is read whole
+// (the series cache is empty), as on a producer's first scrape or when all its series changed.
 void BM_DecodePrometheusFirstScrape(benchmark::State& state) {
-  const std::string& body = prometheus_body();
-  const tally::Timestamp t = tally::bench::bench_time(0);
-  std::size_t samples = 0;
-  for (auto _ : state) {
-    tally::collector::PrometheusParser parser(
-        {.target_name = "bench", .producer_id = tally::Uuid::random(), .instance = "127.0.0.1:9100"});
-    auto parsed = parser.parse(body, t);
-    if (!parsed.ok()) {
-      state.SkipWithError(("parse failed: " + parsed.status().message()).c_str());
-      break;
-    }
-    samples = parsed->size();
-    benchmark::DoNotOptimize(parsed);
-  }
-  report(state, body.size(), samples);
+  decode_prometheus(state, [](std::string_view body, tally::Timestamp t) {
+    tally::collector::PrometheusParser parser(bench_source());
+    return parser.parse(body, t);
+  });
 }
 BENCHMARK(BM_DecodePrometheusFirstScrape);
 
