@@ -137,10 +137,9 @@ void SamplePipeline::reject_outside_window(const std::optional<Uuid>& producer,
       ProducerPipelineState& p = it->second;
       p.rejected_timestamp += n;
       ++p.failures_timestamp;
-      p.last_failure = CollectionFailure{
-          now, "timestamp",
-          str(n) + " samples outside the accepted time window " + window + ", first '" + series +
-              "' at " + stamp};
+      p.last_failure = CollectionFailure{now, "timestamp",
+                                         str(n) + " samples outside the accepted time window " +
+                                             window + ", first '" + series + "' at " + stamp};
       log = !p.rejecting_timestamps;
       p.rejecting_timestamps = true;
     }
