@@ -751,6 +751,8 @@ TEST_CASE("killed right after a commit, that one batch is replayed again and no 
   f.drain();
   // 0…19 were committed by the killed one; 10…19 come again: one batch, batch_size at most.
   CHECK(f.writer->written() == range(10, 15));
+  CHECK(sink.stats().samples_replayed == 15);  // what the journal held: 10…24
+  CHECK(fs::is_empty(f.options.spool.dir));
 }
 
 TEST_CASE("a journal that cannot be written leaves the samples in memory, counted, and recovers") {
