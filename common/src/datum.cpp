@@ -1,18 +1,39 @@
 #include "tally/common/datum.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 namespace tally {
 namespace {
 
-constexpr std::string_view kDatumTypeNames[kDatumTypeCount] = {
-    "bool",           "i8",             "u8",             "i16",           "u16",
-    "i32",            "u32",            "i64",            "u64",           "f32",
-    "f64",            "string",         "bytes",          "cumulative_i64", "cumulative_u64",
-    "cumulative_f32", "cumulative_f64", "histogram_i8",   "histogram_u8",  "histogram_i16",
-    "histogram_u16",  "histogram_i32",  "histogram_u32",  "histogram_i64", "histogram_u64",
-    "histogram_f32",  "histogram_f64"};
+constexpr std::string_view kDatumTypeNames[kDatumTypeCount] = {"bool",
+                                                               "i8",
+                                                               "u8",
+                                                               "i16",
+                                                               "u16",
+                                                               "i32",
+                                                               "u32",
+                                                               "i64",
+                                                               "u64",
+                                                               "f32",
+                                                               "f64",
+                                                               "string",
+                                                               "bytes",
+                                                               "cumulative_i64",
+                                                               "cumulative_u64",
+                                                               "cumulative_f32",
+                                                               "cumulative_f64",
+                                                               "histogram_i8",
+                                                               "histogram_u8",
+                                                               "histogram_i16",
+                                                               "histogram_u16",
+                                                               "histogram_i32",
+                                                               "histogram_u32",
+                                                               "histogram_i64",
+                                                               "histogram_u64",
+                                                               "histogram_f32",
+                                                               "histogram_f64"};
 
 template <class T>
 bool same_value(const T& a, const T& b) {
@@ -35,9 +56,9 @@ Status validate_histogram(const Histogram<T>& h) {
     const auto& lower = h.bins[i].lower;
     if (!lower) {
       if (i != 0) {
-        return Status::error("histogram bin " + std::to_string(i) +
-                                 ": only the first bin may be unbounded below",
-                             "invalid");
+        return Status::error(
+            "histogram bin " + std::to_string(i) + ": only the first bin may be unbounded below",
+            "invalid");
       }
       continue;
     }
@@ -47,9 +68,8 @@ Status validate_histogram(const Histogram<T>& h) {
       }
     }
     if (i > 0 && h.bins[i - 1].lower && !(*h.bins[i - 1].lower < *lower)) {
-      return Status::error("histogram bin " + std::to_string(i) +
-                               ": edges must be strictly increasing",
-                           "invalid");
+      return Status::error(
+          "histogram bin " + std::to_string(i) + ": edges must be strictly increasing", "invalid");
     }
   }
   return {};
@@ -127,9 +147,14 @@ bool same_datum(const Datum& a, const Datum& b) {
         if constexpr (std::is_floating_point_v<T>) {
           return same_value(x, y);
         } else if constexpr (requires { x.bins; }) {
-          return x.start_time == y.start_time && x.bins == y.bins && x.n_samples == y.n_samples &&
-                 same_value(x.min, y.min) && same_value(x.max, y.max) &&
-                 same_value(x.sum_of_samples, y.sum_of_samples) &&
+          const auto same_bin = [](const auto& p, const auto& q) {
+            return p.count == q.count && p.lower.has_value() == q.lower.has_value() &&
+                   (!p.lower || same_value(*p.lower, *q.lower));
+          };
+          return x.start_time == y.start_time &&
+                 std::equal(x.bins.begin(), x.bins.end(), y.bins.begin(), y.bins.end(), same_bin) &&
+                 x.n_samples == y.n_samples && same_value(x.min, y.min) &&
+                 same_value(x.max, y.max) && same_value(x.sum_of_samples, y.sum_of_samples) &&
                  same_value(x.squared_mean, y.squared_mean);
         } else if constexpr (requires { x.value; }) {
           return x.start_time == y.start_time && same_value(x.value, y.value);

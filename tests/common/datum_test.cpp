@@ -184,6 +184,17 @@ TEST_CASE("same_datum: NaN equals NaN, -0.0 differs from 0.0, types must match")
   b = a;
   b.squared_mean = -0.0;
   CHECK_FALSE(same_datum(a, b));
+  // Bin edges too: NaN equals NaN, -0.0 differs from 0.0, a missing edge differs from any.
+  a.bins = {{nan, 1}, {0.0, 2}};
+  b = a;
+  CHECK(same_datum(a, b));
+  b.bins[1].lower = -0.0;
+  CHECK_FALSE(same_datum(a, b));
+  b.bins[1].lower = std::nullopt;
+  CHECK_FALSE(same_datum(a, b));
+  b = a;
+  b.bins.pop_back();
+  CHECK_FALSE(same_datum(a, b));
 
   CHECK(same_datum(Missing{DatumType::kI64, std::nullopt}, Missing{DatumType::kI64, std::nullopt}));
   CHECK_FALSE(
