@@ -104,7 +104,7 @@ std::size_t queued_bytes(std::span<const Sample> samples) {
 // Gives back the field vectors' unused capacity: decoders grow them as they read (the JSON one
 // reserves 4 fields, then doubles), and in the queue that slack would be a third of a typical
 // sample's memory for as long as it waits. One exact allocation and a move of a few Fields per
-// trimmed vector, on the pushing thread — small next to the journal's JSON encoding there.
+// trimmed vector, on the pushing thread — small next to the journal's encoding there.
 void trim(std::vector<Sample>& samples) {
   for (Sample& s : samples) {
     if (s.target.fields.capacity() > s.target.fields.size()) s.target.fields.shrink_to_fit();

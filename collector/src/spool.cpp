@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,7 +9,6 @@
 #include <string_view>
 #include <system_error>
 
-#include "tally/common/collect_json.h"
 #include "tally/common/log.h"
 
 namespace tally::collector {
@@ -18,40 +16,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kMagic = "TLYSPOOL";
-constexpr uint32_t kFormatVersion = 1;
 constexpr std::string_view kBatchSuffix = ".batch";
 constexpr std::string_view kJournalSuffix = ".journal";
 constexpr std::string_view kTmpSuffix = ".tmp";
 constexpr std::string_view kCorruptSuffix = ".corrupt";
 constexpr std::size_t kSequenceDigits = 20;
-
-void put_u32(char* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(v >> (8 * i));
-}
-void put_u64(char* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t get_u32(const char* in) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return v;
-}
-uint64_t get_u64(const char* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return v;
-}
-
-uint64_t checksum(std::string_view header24, std::string_view payload) {
-  XXH64_state_t* state = XXH64_createState();
-  XXH64_reset(state, 0);
-  XXH64_update(state, header24.data(), header24.size());
-  XXH64_update(state, payload.data(), payload.size());
-  const uint64_t h = XXH64_digest(state);
-  XXH64_freeState(state);
-  return h;
-}
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
@@ -136,42 +105,6 @@ Result<std::string> read_file(const std::string& path) {
   return data;
 }
 
-// Checks and decodes the record at the start of `data`, appending its samples to `out`; returns
-// the record's size, or an error saying what is wrong with it.
-Result<std::size_t> decode_record(std::string_view data, std::vector<Sample>& out) {
-  if (data.size() < kSpoolHeaderBytes) {
-    return Status::error("shorter than a header (" + std::to_string(data.size()) + " bytes)");
-  }
-  if (data.substr(0, kMagic.size()) != kMagic) return Status::error("bad magic");
-  const uint32_t version = get_u32(data.data() + 8);
-  if (version != kFormatVersion) {
-    return Status::error("unknown format version " + std::to_string(version));
-  }
-  const uint32_t count = get_u32(data.data() + 12);
-  const uint64_t length = get_u64(data.data() + 16);
-  if (length > data.size() - kSpoolHeaderBytes) {
-    return Status::error("payload is " + std::to_string(data.size() - kSpoolHeaderBytes) +
-                         " bytes, header says " + std::to_string(length));
-  }
-  const std::string_view payload = data.substr(kSpoolHeaderBytes, length);
-  if (checksum(data.substr(0, 24), payload) != get_u64(data.data() + 24)) {
-    return Status::error("checksum mismatch");
-  }
-  auto items = decode_collect_response(payload);
-  if (!items.ok()) return Status::error("payload: " + items.error());
-  if (items->size() != 1 || (*items)[0].error) {
-    return Status::error("payload is not one ok item");
-  }
-  std::vector<Sample>& samples = (*items)[0].samples;
-  if (samples.size() != count) {
-    return Status::error("holds " + std::to_string(samples.size()) + " samples, header says " +
-                         std::to_string(count));
-  }
-  out.insert(out.end(), std::make_move_iterator(samples.begin()),
-             std::make_move_iterator(samples.end()));
-  return kSpoolHeaderBytes + length;
-}
-
 struct Decoded {
   std::vector<Sample> samples;
   std::size_t good_bytes = 0;  // the whole records at the start
@@ -202,26 +135,6 @@ std::string sequence_name(uint64_t sequence, std::string_view suffix) {
 
 std::string spool_file_name(uint64_t sequence) { return sequence_name(sequence, kBatchSuffix); }
 std::string journal_file_name(uint64_t sequence) { return sequence_name(sequence, kJournalSuffix); }
-
-std::string encode_record(std::span<const Sample> samples) {
-  // The header's room first, then what encode_collect_response writes for one ok item, without
-  // copying the samples into one.
-  std::string record(kSpoolHeaderBytes, '\0');
-  record += R"([{"status":"ok","info":[)";
-  for (std::size_t i = 0; i < samples.size(); ++i) {
-    if (i > 0) record += ',';
-    append_sample_json(record, samples[i]);
-  }
-  record += "]}]";
-  char* header = record.data();
-  const std::string_view payload = std::string_view(record).substr(kSpoolHeaderBytes);
-  std::memcpy(header, kMagic.data(), kMagic.size());
-  put_u32(header + 8, kFormatVersion);
-  put_u32(header + 12, static_cast<uint32_t>(samples.size()));
-  put_u64(header + 16, payload.size());
-  put_u64(header + 24, checksum(std::string_view(header, 24), payload));
-  return record;
-}
 
 // --- JournalSegment ---
 

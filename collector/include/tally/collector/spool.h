@@ -2,12 +2,8 @@
 // journal of what is queued in memory, and the spool of batches that could not be written to
 // Postgres, both replayed oldest first by the next start.
 //
-// Every file holds one or more records; a record is a 32-byte header and a payload (all integers
-// little-endian):
-//
-//   0  magic "TLYSPOOL"       16  u64 payload length
-//   8  u32 format version (1)  24  u64 XXH64 (seed 0) of header bytes 0..23, then the payload
-//   12 u32 sample count        32  payload: encode_collect_response of one "ok" item
+// Every file holds one or more records (spool_record.h: a checksummed header and the samples in
+// a binary encoding).
 //
 // Files are named by a sequence number that only grows, shared by both kinds:
 // - "00000000000000000042.journal": a journal segment, the samples of one batch-to-be, written
@@ -18,9 +14,9 @@
 // - "00000000000000000042.batch": a spooled batch, complete and fsynced: written as "<name>.tmp",
 //   fsynced, renamed and the directory fsynced, or a journal segment renamed so.
 // A .batch or the records before a journal's tail that fail a check (magic, version, length,
-// checksum, JSON, sample count) are moved aside to "<name>.corrupt", logged and counted, and never
-// replayed. .corrupt files count towards max_bytes; when room is needed, the oldest are deleted
-// before any batch is refused.
+// checksum, payload, sample count) are moved aside to "<name>.corrupt", logged and counted, and
+// never replayed. .corrupt files count towards max_bytes; when room is needed, the oldest are
+// deleted before any batch is refused.
 //
 // Not thread-safe unless said otherwise: one owner (the sink's writer thread) calls everything
 // except open_segment(), JournalSegment::append() and the counters, which any thread may call.
@@ -39,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tally/collector/spool_record.h"
 #include "tally/common/result.h"
 #include "tally/common/sample.h"
 
@@ -54,14 +51,9 @@ struct SpoolBatch {
   std::vector<Sample> samples;
 };
 
-inline constexpr std::size_t kSpoolHeaderBytes = 32;
-
 // "00000000000000000042.batch" / "00000000000000000042.journal"
 std::string spool_file_name(uint64_t sequence);
 std::string journal_file_name(uint64_t sequence);
-
-// One record (header and payload) holding `samples`. Pure CPU: callers encode outside their locks.
-std::string encode_record(std::span<const Sample> samples);
 
 // A journal segment: an open file that push() appends records to. Shared by the sink's queue and
 // the pushes writing to it; the file stays open until the last owner lets go.
