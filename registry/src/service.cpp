@@ -1,5 +1,6 @@
 #include "tally/registry/service.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -56,8 +57,10 @@ struct RegistryService::Impl {
   }
 
   void run_gc();
-  void gc_once(std::unique_ptr<pg::Connection>& conn,
-               std::optional<std::chrono::steady_clock::time_point>& healthy_since);
+  // One pass; returns when the next one is due.
+  std::chrono::steady_clock::time_point gc_once(
+      std::unique_ptr<pg::Connection>& conn,
+      std::optional<std::chrono::steady_clock::time_point>& healthy_since);
 
   const ServiceOptions options;
   RegistryStore store;
@@ -86,13 +89,13 @@ void RegistryService::Impl::run_gc() {
   while (!stopping) {
     gc_wanted = false;
     lock.unlock();
-    gc_once(conn, healthy_since);
+    const auto next = gc_once(conn, healthy_since);
     lock.lock();
-    gc_cv.wait_for(lock, options.config.gc_interval, [this] { return stopping || gc_wanted; });
+    gc_cv.wait_until(lock, next, [this] { return stopping || gc_wanted; });
   }
 }
 
-void RegistryService::Impl::gc_once(
+std::chrono::steady_clock::time_point RegistryService::Impl::gc_once(
     std::unique_ptr<pg::Connection>& conn,
     std::optional<std::chrono::steady_clock::time_point>& healthy_since) {
   const auto now = std::chrono::steady_clock::now();
@@ -101,6 +104,7 @@ void RegistryService::Impl::gc_once(
     metrics.set_database_up(false);
     if (healthy_since) log_warn("gc_failed", {{"error", s.message()}});
     healthy_since.reset();
+    return std::chrono::steady_clock::now() + options.config.gc_interval;
   };
   if (conn == nullptr || conn->broken()) {
     auto opened = pool.open();
@@ -114,6 +118,14 @@ void RegistryService::Impl::gc_once(
     log_info("gc_recovered", {});
     healthy_since = now;
   }
+  // gc_interval is only the longest wait. A collector's death is acted on when it happens: the
+  // next pass is due when the first live collector's heartbeat gets older than collector_ttl
+  // (the store measures that by the database's clock, by which it judges liveness), or when
+  // judging begins, whichever comes first.
+  const auto done = std::chrono::steady_clock::now();
+  auto next = done + options.config.gc_interval;
+  if (report->next_expiry) next = std::min(next, done + *report->next_expiry);
+  if (!judging) next = std::min(next, *healthy_since + options.config.collector_ttl);
   metrics.gc_run(true);
   metrics.set_database_up(true);
 
@@ -135,6 +147,7 @@ void RegistryService::Impl::gc_once(
   }
   for (const Uuid& id : report->forgotten)
     log_info("collector_forgotten", {{"id", id.to_string()}});
+  return next;
 }
 
 RegistryService::RegistryService(ServiceOptions options)

@@ -1,8 +1,8 @@
 #include "tally/registry/store.h"
 
+#include <algorithm>
 #include <charconv>
 
-#include "tally/registry/assignment.h"
 #include "tally/schema/transaction.h"
 
 namespace tally::registry {
@@ -136,6 +136,34 @@ Page<T> make_page(std::vector<T> items, int limit, Uuid (*id_of)(const T&)) {
 
 Uuid producer_id(const ProducerRecord& p) { return p.spec.id; }
 Uuid collector_id(const CollectorRecord& c) { return c.id; }
+
+// Gives the unassigned producers and those of the dead collectors ($2) to the live ones ($1) in
+// one statement, as plan_assignments() would: producers in id order, each to the collector that
+// is least loaded at that moment, ties to the smaller id. That greedy hands out the "slots"
+// (collector, level), level = the collector's count before it takes the producer, in the order
+// (level, collector id), so the k-th producer takes the k-th slot. Only slots below the water
+// level w are needed: the smallest w with sum(max(0, w - n)) >= the number of producers, which is
+// min over j of ceil((count + the j smallest loads) / j); there are fewer than count + the number
+// of live collectors of them. Returns how many were unassigned and how many moved.
+constexpr const char* kAssignOrphansSql = R"sql(
+WITH live AS (
+  SELECT id, n_producers AS n, row_number() OVER w AS j, (sum(n_producers) OVER w)::bigint AS below
+  FROM tally.collectors WHERE id = ANY($1::uuid[])
+  WINDOW w AS (ORDER BY n_producers, id)),
+orphans AS (
+  SELECT id, collector_id AS was, row_number() OVER (ORDER BY id) AS k
+  FROM tally.producers WHERE collector_id IS NULL OR collector_id = ANY($2::uuid[])),
+water AS (
+  SELECT min(((SELECT count(*) FROM orphans) + below + j - 1) / j) AS level FROM live),
+slots AS (
+  SELECT live.id, row_number() OVER (ORDER BY s.level, live.id) AS k
+  FROM live, water, generate_series(live.n, water.level - 1) AS s(level)),
+moved AS (
+  UPDATE tally.producers p SET collector_id = slots.id
+  FROM orphans JOIN slots ON slots.k = orphans.k
+  WHERE p.id = orphans.id
+  RETURNING orphans.was IS NULL AS unassigned)
+SELECT count(*) FILTER (WHERE unassigned), count(*) FILTER (WHERE NOT unassigned) FROM moved)sql";
 
 }  // namespace
 
@@ -322,12 +350,12 @@ Result<GcReport> RegistryStore::gc(pg::Connection& conn, const GcOptions& gc_opt
   auto collectors = conn.exec(
       std::string("SELECT ") + kCollectorColumns + " FROM tally.collectors ORDER BY id", {ttl_us_});
   if (!collectors.ok()) return collectors.status().with_context("reading collectors");
-  std::vector<CollectorLoad> live;
+  std::vector<Uuid> live;
   std::vector<Uuid> dead;
   for (int i = 0; i < collectors->size(); ++i) {
     CollectorRecord c = read_collector(*collectors, i);
     if (c.alive) {
-      live.push_back({c.id, c.n_producers});
+      live.push_back(c.id);
     } else if (c.n_producers > 0 && gc_options.move_from_dead) {
       dead.push_back(c.id);
       report.emptied.push_back(std::move(c));
@@ -336,33 +364,10 @@ Result<GcReport> RegistryStore::gc(pg::Connection& conn, const GcOptions& gc_opt
   if (live.empty()) report.emptied.clear();  // nowhere to move them: nothing happened
 
   if (!live.empty()) {
-    auto orphans = conn.exec(
-        "SELECT id, collector_id FROM tally.producers"
-        " WHERE collector_id IS NULL OR collector_id = ANY($1::uuid[]) ORDER BY id",
-        {uuid_array(dead)});
-    if (!orphans.ok()) return orphans.status().with_context("reading unassigned producers");
-    if (orphans->size() > 0) {
-      std::vector<Uuid> ids;
-      ids.reserve(orphans->size());
-      for (int i = 0; i < orphans->size(); ++i) {
-        ids.push_back(*Uuid::parse(orphans->get(i, 0)));
-        if (orphans->is_null(i, 1)) {
-          ++report.assigned;
-        } else {
-          ++report.reassigned;
-        }
-      }
-      std::vector<Uuid> producers, targets;
-      for (const auto& [producer, collector] : plan_assignments(live, ids)) {
-        producers.push_back(producer);
-        targets.push_back(collector);
-      }
-      auto moved = conn.exec(
-          "UPDATE tally.producers p SET collector_id = v.collector_id"
-          " FROM unnest($1::uuid[], $2::uuid[]) AS v(id, collector_id) WHERE p.id = v.id",
-          {uuid_array(producers), uuid_array(targets)});
-      if (!moved.ok()) return moved.status().with_context("assigning producers");
-    }
+    auto moved = conn.exec(kAssignOrphansSql, {uuid_array(live), uuid_array(dead)});
+    if (!moved.ok()) return moved.status().with_context("assigning producers");
+    report.assigned = to_int64(moved->get(0, 0));
+    report.reassigned = to_int64(moved->get(0, 1));
   }
 
   if (gc_options.move_from_dead) {
@@ -390,6 +395,20 @@ Result<GcReport> RegistryStore::gc(pg::Connection& conn, const GcOptions& gc_opt
         report.forgotten.push_back(*Uuid::parse(deleted->get(i, 0)));
       }
     }
+  }
+
+  // Measured last (by clock_timestamp(): from here, not from the start of the pass), but live
+  // means live at the pass's now(): a collector that expired while the pass ran gives zero, and
+  // the next pass moves its producers.
+  auto expiry = conn.exec(
+      "SELECT (extract(epoch FROM min(last_seen) + $1::bigint * interval '1 microsecond'"
+      "                           - clock_timestamp()) * 1000000)::bigint"
+      " FROM tally.collectors WHERE last_seen > now() - $1::bigint * interval '1 microsecond'",
+      {ttl_us_});
+  if (!expiry.ok()) return expiry.status().with_context("reading the next expiry");
+  if (!expiry->is_null(0, 0)) {
+    report.next_expiry =
+        std::chrono::microseconds(std::max<int64_t>(0, to_int64(expiry->get(0, 0))));
   }
 
   if (Status s = tx->commit(); !s.ok()) return s.with_context("gc");

@@ -188,6 +188,34 @@ TEST_CASE("a collector that stops heartbeating loses its producers to the others
   CHECK(metrics.find("tally_registry_live_collectors 2\n") != std::string::npos);
 }
 
+TEST_CASE("gc wakes when a collector's ttl runs out, not only every gc_interval") {
+  TestDatabase db;
+  // No pass would come for an hour: the producers can only move if the GC wakes at the expiry.
+  RegistryProcess registry(db.url(), "collector_ttl: 2s\ngc_interval: 1h\n");
+  const std::string url = registry.url();
+  const Uuid a = collector_id(1), b = collector_id(2), c = collector_id(3);
+  Heartbeats beats(url, {a, b, c});
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(register_producer(url, Uuid::random().to_string()).status == 201);
+
+  beats.silence(c);
+  CHECK(eventually([&] {
+    return live_loads(url) ==
+           std::map<std::string, int64_t>{{a.to_string(), 15}, {b.to_string(), 15}};
+  }));
+  // By now the registry judges (its first collector_ttl is over), so this one can only be moved
+  // by the pass due at b's expiry.
+  beats.silence(b);
+  CHECK(eventually([&] {
+    return live_loads(url) == std::map<std::string, int64_t>{{a.to_string(), 30}};
+  }));
+  CHECK(call("GET", url + "/metrics").body.find("tally_registry_reassignments_total 25\n") !=
+        std::string::npos);
+  const std::string log = registry.log();
+  CHECK(log.find("collector_dead id=" + c.to_string()) != std::string::npos);
+  CHECK(log.find("collector_dead id=" + b.to_string()) != std::string::npos);
+}
+
 TEST_CASE("with no live collector registration answers 503, then the producer is assigned") {
   TestDatabase db;
   RegistryProcess registry(db.url(), kFastGc);

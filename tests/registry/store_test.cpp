@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "support/test_db.h"
+#include "tally/registry/assignment.h"
 #include "tally/registry/connection_pool.h"
 #include "tally/registry/registration_batcher.h"
 #include "tally/schema/migrations.h"
@@ -151,6 +152,86 @@ TEST_CASE("gc moves a dead collector's producers evenly over the live ones") {
   CHECK(report->emptied[0].id == c);
   CHECK(f.loads() == std::map<std::string, int>{{a.to_string(), 15}, {b.to_string(), 15}});
   f.check_counters();
+}
+
+TEST_CASE("gc spreads producers exactly as plan_assignments does, whatever the loads") {
+  struct Case {
+    std::vector<int> live;  // producers on each live collector
+    int dead;               // on a dead one
+    int unassigned;
+  };
+  const std::vector<Case> cases = {
+      {{0, 0, 0}, 10, 0},   // equal: round robin by id
+      {{5, 0, 12}, 7, 3},   // the emptiest fills first
+      {{3, 3, 40}, 20, 5},  // the water level stays below the busiest
+      {{100, 0}, 1, 0},     // one producer
+      {{1, 2, 3}, 0, 0},    // nothing to do
+      {{7}, 0, 4},          // unassigned only
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.dead);
+    CAPTURE(c.unassigned);
+    Fixture f;
+    // Rows written directly: the loads are the test's, not what registration would choose.
+    const auto insert = [&](int n, const std::string& collector) {
+      f.db.scalar(
+          "INSERT INTO tally.producers (id, kind, address, route, interval_ms, format,"
+          " collector_id, lease_expires_at) SELECT gen_random_uuid(), 'service',"
+          " '127.0.0.1:9100', '/collect', 10000, 'oximeter', " +
+          collector + ", now() + interval '1 hour' FROM generate_series(1, " + std::to_string(n) +
+          ")");
+    };
+    std::vector<CollectorLoad> live;
+    for (std::size_t i = 0; i < c.live.size(); ++i) {
+      const Uuid id = f.heartbeat(static_cast<int>(i) + 1);
+      insert(c.live[i], "'" + id.to_string() + "'");
+      live.push_back({id, c.live[i]});
+    }
+    const Uuid dead = f.heartbeat(50);
+    insert(c.dead, "'" + dead.to_string() + "'");
+    f.kill(dead);
+    insert(c.unassigned, "NULL");
+
+    std::vector<Uuid> orphans;
+    auto rows = f.conn->exec(
+        "SELECT id FROM tally.producers WHERE collector_id IS NULL OR collector_id = $1::uuid"
+        " ORDER BY id",
+        {dead.to_string()});
+    REQUIRE(rows.ok());
+    for (int i = 0; i < rows->size(); ++i) orphans.push_back(*Uuid::parse(rows->get(i, 0)));
+    const auto plan = plan_assignments(live, orphans);
+
+    auto report = f.store.gc(*f.conn, {});
+    REQUIRE(report.ok());
+    CHECK(report->reassigned == c.dead);
+    CHECK(report->assigned == c.unassigned);
+    for (const auto& [producer, collector] : plan) CHECK(f.get(producer).collector_id == collector);
+    f.check_counters();
+  }
+}
+
+TEST_CASE("gc says how long until the first live collector's heartbeat is too old") {
+  Fixture f;
+  const RegistryStore store{StoreOptions{.collector_ttl = std::chrono::hours(1),
+                                         .forget_collector_after = std::chrono::hours(10)}};
+  auto report = store.gc(*f.conn, {});
+  REQUIRE(report.ok());
+  CHECK_FALSE(report->next_expiry.has_value());  // no collector
+
+  const Uuid a = f.heartbeat(1);
+  f.heartbeat(2);
+  f.kill(a, "50 minutes");  // live for 10 more minutes, by the database's clock
+  report = store.gc(*f.conn, {});
+  REQUIRE(report.ok());
+  REQUIRE(report->next_expiry.has_value());
+  CHECK(*report->next_expiry > std::chrono::microseconds::zero());
+  CHECK(*report->next_expiry <= std::chrono::minutes(10));
+
+  f.kill(a, "2 hours");
+  f.kill(f.collector_id(2), "2 hours");
+  report = store.gc(*f.conn, {});
+  REQUIRE(report.ok());
+  CHECK_FALSE(report->next_expiry.has_value());  // none live: nothing to wait for
 }
 
 TEST_CASE("a renewal moves a producer off a dead collector") {

@@ -1,4 +1,7 @@
 // Spreading producers over live collectors: the pure part of assignment, without a database.
+// RegistryStore::gc() does the same in one SQL statement on the server (so that 10,000 producers
+// do not cross the wire twice); this is the rule it follows, and store_test checks that they
+// agree.
 #pragma once
 
 #include <cstdint>

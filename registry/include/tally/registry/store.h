@@ -84,6 +84,11 @@ struct GcReport {
   int64_t assigned = 0;                  // unassigned producers given to a live collector
   std::vector<CollectorRecord> emptied;  // dead collectors whose producers were moved
   std::vector<Uuid> forgotten;           // collector rows deleted
+  // How long after the end of the pass the earliest live collector's last heartbeat becomes
+  // older than collector_ttl, by the database's clock (zero: it already is; call gc() again);
+  // nullopt when no collector is live. The registry runs its next pass then, so that a death
+  // is acted on at once rather than up to one gc_interval later.
+  std::optional<std::chrono::microseconds> next_expiry;
 };
 
 struct Counts {
@@ -122,9 +127,11 @@ class RegistryStore {
   Result<Page<CollectorRecord>> list_collectors(pg::Connection& conn, const PageQuery& page) const;
 
   // One GC pass in one transaction: deletes expired producers, moves the producers of dead
-  // collectors to live ones (each to the currently least-loaded), assigns unassigned
-  // producers, forgets collectors silent for forget_collector_after (their producers, which
-  // only remain when no collector is live, become unassigned).
+  // collectors to live ones and assigns unassigned producers (in id order, each to the
+  // currently least-loaded, ties to the smaller id: plan_assignments(), done in one statement
+  // on the server), forgets collectors silent for forget_collector_after (their producers,
+  // which only remain when no collector is live, become unassigned), and says when the next
+  // live collector will expire.
   Result<GcReport> gc(pg::Connection& conn, const GcOptions& gc_options) const;
 
   Result<Counts> counts(pg::Connection& conn) const;
