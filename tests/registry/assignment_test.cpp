@@ -1,12 +1,12 @@
-#include "tally/registry/assignment.h"
-
 #include <doctest/doctest.h>
 
 #include <map>
 
+#include "assignment_model.h"
+
 using tally::Uuid;
-using tally::registry::CollectorLoad;
-using tally::registry::plan_assignments;
+using tally::registry::model::CollectorLoad;
+using tally::registry::model::plan_assignments;
 
 namespace {
 

@@ -9,14 +9,16 @@
 #include <map>
 #include <thread>
 
+#include "assignment_model.h"
 #include "support/test_db.h"
-#include "tally/registry/assignment.h"
 #include "tally/registry/connection_pool.h"
 #include "tally/registry/registration_batcher.h"
 #include "tally/schema/migrations.h"
 
 using namespace tally;
 using namespace tally::registry;
+using tally::registry::model::CollectorLoad;
+using tally::registry::model::plan_assignments;
 
 namespace {
 

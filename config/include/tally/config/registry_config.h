@@ -30,7 +30,8 @@ struct RegistryConfig {
   std::string database_url;  // required; TALLY_DATABASE_URL overrides
   std::chrono::microseconds collector_ttl = std::chrono::seconds(15);
   std::chrono::microseconds producer_lease = std::chrono::minutes(10);
-  // How often leases are expired and dead collectors' producers moved.
+  // The longest the GC waits between passes (leases expired, dead collectors forgotten); a
+  // collector that dies is acted on when its collector_ttl runs out, not at the next interval.
   std::chrono::microseconds gc_interval = std::chrono::seconds(1);
   std::vector<Network> allowed_networks;  // empty: any address
   AuthConfig auth;
