@@ -171,6 +171,11 @@ std::string render_prometheus(const CollectorSnapshot& s) {
           "Samples queued in memory only because their journal append failed (disk full): lost "
           "if the collector is killed before they are stored.",
           s.sink.samples_unjournaled);
+  counter(out, "tally_collector_push_waits_total",
+          "Collections that found the sink's queue full and waited for room (up to two "
+          "database.batch_interval) instead of being dropped: Postgres is slower than the "
+          "producers.",
+          s.sink.push_waits);
   gauge(out, "tally_collector_spool_bytes", "Bytes in spool files.",
         static_cast<double>(s.sink.spool_bytes));
   gauge(out, "tally_collector_spool_files", "Spool files waiting to be replayed.",

@@ -211,6 +211,11 @@ Status Daemon::Impl::start() {
       .batch_interval = config_.database.batch_interval,
       .max_queue_samples = static_cast<std::size_t>(config_.database.max_queue_samples),
       .max_queue_bytes = static_cast<std::size_t>(config_.database.max_queue_bytes),
+      // A collection that finds the queue full waits for the writer's next batches (its decode
+      // thread held, and so the collections behind it) rather than being dropped; two batch
+      // intervals, so a stalled Postgres still drops and counts within seconds.
+      .max_push_wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          2 * config_.database.batch_interval),
       .spool = {.dir = (fs::path(config_.state_dir) / "spool").string(),
                 .max_bytes = config_.database.spool_max_bytes},
       // A reconnect every 5 s at worst: cheap, and data flows soon after Postgres returns.
@@ -226,10 +231,10 @@ Status Daemon::Impl::start() {
           : std::max<std::size_t>(1000, config_.database.max_queue_samples / 4);
   pipeline_ = std::make_unique<SamplePipeline>(
       *checker_, *sink_,
-      SamplePipelineOptions{.max_pending = max_pending,
-                            .max_pending_bytes = std::max<std::size_t>(
-                                1 << 20, config_.database.max_queue_bytes / 4),
-                            .max_age = std::chrono::days(config_.database.retention_days)});
+      SamplePipelineOptions{
+          .max_pending = max_pending,
+          .max_pending_bytes = std::max<std::size_t>(1 << 20, config_.database.max_queue_bytes / 4),
+          .max_age = std::chrono::days(config_.database.retention_days)});
 
   // One I/O thread moves the bytes of thousands of producers; a second helps on larger hosts.
   const int io_threads = std::thread::hardware_concurrency() > 4 ? 2 : 1;

@@ -151,7 +151,7 @@ struct Counters {
   std::atomic<uint64_t> dropped_queue_full{0}, dropped_spool_full{0}, dropped_spool_error{0},
       dropped_stopped{0};
   std::atomic<uint64_t> rejected_unstorable{0}, rejected_database{0};
-  std::atomic<uint64_t> batches{0}, write_failures{0}, unjournaled{0};
+  std::atomic<uint64_t> batches{0}, write_failures{0}, unjournaled{0}, push_waits{0};
   AtomicHistogram latency;
 };
 
@@ -213,10 +213,26 @@ class Sink::Impl {
         add(counters_.dropped_stopped, offered);
         return 0;
       }
-      const std::size_t room =
-          depth_ < options_.max_queue_samples ? options_.max_queue_samples - depth_ : 0;
-      const std::size_t room_bytes =
-          bytes_ < options_.max_queue_bytes ? options_.max_queue_bytes - bytes_ : 0;
+      const auto room_now = [this] {
+        return std::pair{
+            depth_ < options_.max_queue_samples ? options_.max_queue_samples - depth_ : 0,
+            bytes_ < options_.max_queue_bytes ? options_.max_queue_bytes - bytes_ : 0};
+      };
+      auto [room, room_bytes] = room_now();
+      if ((offered > room || offered_bytes > room_bytes) &&
+          may_wait_for_room(offered, offered_bytes)) {
+        // The writer makes room with every batch it takes: waiting holds the pushing thread
+        // (and so the collections behind it) back instead of dropping what was collected.
+        add(counters_.push_waits, 1);
+        room_.wait_for(lock, options_.max_push_wait, [&] {
+          return stopping_ || (offered <= room_now().first && offered_bytes <= room_now().second);
+        });
+        std::tie(room, room_bytes) = room_now();
+        if (stopped_) {
+          add(counters_.dropped_stopped, offered);
+          return 0;
+        }
+      }
       if (offered > room || offered_bytes > room_bytes) {
         drop_beyond(pieces, room, room_bytes, offered);
         if (pieces.empty()) return 0;
@@ -235,8 +251,7 @@ class Sink::Impl {
           // the unused capacity of a full segment is not counted in bytes_.
           const std::size_t size = segment.samples.size();
           if (segment.samples.capacity() < size + k) {
-            segment.samples.reserve(
-                std::min(options_.batch_size, std::max(2 * size, size + k)));
+            segment.samples.reserve(std::min(options_.batch_size, std::max(2 * size, size + k)));
           }
           segment.samples.insert(segment.samples.end(), std::make_move_iterator(p.samples.begin()),
                                  std::make_move_iterator(p.samples.end()));
@@ -267,6 +282,7 @@ class Sink::Impl {
       stopping_ = true;
     }
     cv_.notify_all();
+    room_.notify_all();
     if (thread_.joinable()) {
       thread_.join();  // the thread sets stopped_ as it leaves
     } else {
@@ -286,6 +302,14 @@ class Sink::Impl {
                               {"spool_files", str(s.spool_files)},
                               {"dropped_queue_full", str(s.dropped_queue_full)},
                               {"dropped_spool_full", str(s.dropped_spool_full)}});
+  }
+
+  // A push that does not fit waits for room when waiting can help: the whole push fits in an
+  // empty queue, and the writer is emptying it (Postgres up, or the spool taking the excess).
+  // mu_ held.
+  bool may_wait_for_room(std::size_t offered, std::size_t offered_bytes) const {
+    return options_.max_push_wait.count() > 0 && !stopping_ && !spool_failing_ &&
+           offered <= options_.max_queue_samples && offered_bytes <= options_.max_queue_bytes;
   }
 
   bool nearly_full() const {
@@ -309,6 +333,7 @@ class Sink::Impl {
     s.batches_written = counters_.batches.load();
     s.write_failures = counters_.write_failures.load();
     s.samples_unjournaled = counters_.unjournaled.load();
+    s.push_waits = counters_.push_waits.load();
     s.spool_corrupt_files = spool_->corrupt_files();
     s.spool_bytes = spool_->bytes();
     s.spool_files = spool_->files();
@@ -526,6 +551,7 @@ class Sink::Impl {
     batch.open = false;
     depth_ -= batch.samples.size();
     bytes_ -= batch.bytes;
+    room_.notify_all();
     in_flight_ = batch.samples.size();
     in_flight_bytes_ = batch.bytes;
     return batch;
@@ -760,10 +786,11 @@ class Sink::Impl {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Segment> queue_;                   // mu_
-  std::size_t depth_ = 0;                       // mu_: samples in queue_
-  std::size_t bytes_ = 0;                       // mu_: their queued_sample_bytes
-  std::size_t in_flight_ = 0;                   // mu_
+  std::condition_variable room_;  // pushes waiting for room: the writer took a batch, or stopping
+  std::deque<Segment> queue_;     // mu_
+  std::size_t depth_ = 0;         // mu_: samples in queue_
+  std::size_t bytes_ = 0;         // mu_: their queued_sample_bytes
+  std::size_t in_flight_ = 0;     // mu_
   std::size_t in_flight_bytes_ = 0;             // mu_
   bool up_ = true;                              // mu_: optimistic until a write fails
   Clock::time_point retry_at_{};                // mu_

@@ -63,16 +63,21 @@ TEST_CASE("/metrics has every reason, zeros included, and cumulative histogram b
   CHECK(has_line(text2, "tally_collector_registry_heartbeat_failures_total 1"));
 }
 
-TEST_CASE("/metrics shows the queue's bytes next to its depth, and the unjournaled samples") {
+TEST_CASE(
+    "/metrics shows the queue's bytes next to its depth, the unjournaled samples and the push "
+    "waits") {
   CollectorSnapshot s = snapshot();
   s.sink.queue_bytes = 6000;
   s.sink.in_flight_bytes = 2400;
   s.sink.samples_unjournaled = 3;
+  s.sink.push_waits = 4;
   const std::string text = render_prometheus(s);
   CHECK(has_line(text, "# TYPE tally_collector_queue_bytes gauge"));
   CHECK(has_line(text, "tally_collector_queue_bytes 8400"));  // the batch being written included
   CHECK(has_line(text, "# TYPE tally_collector_samples_unjournaled_total counter"));
   CHECK(has_line(text, "tally_collector_samples_unjournaled_total 3"));
+  CHECK(has_line(text, "# TYPE tally_collector_push_waits_total counter"));
+  CHECK(has_line(text, "tally_collector_push_waits_total 4"));
   // Next to the depth, as the docs list them.
   const auto depth = text.find("tally_collector_queue_depth ");
   const auto bytes = text.find("tally_collector_queue_bytes ");

@@ -174,6 +174,55 @@ TEST_CASE("push takes what fits in the queue and counts the rest") {
   CHECK(s.queue_depth == 30);
 }
 
+TEST_CASE("a push that does not fit waits for the writer to make room instead of dropping") {
+  Fixture f;
+  f.options.max_queue_samples = 30;
+  f.options.max_push_wait = 30s;  // real time; the writer makes room long before
+  Sink& sink = f.open();
+  REQUIRE(sink.push(numbered(0, 25)) == 25);
+  std::size_t accepted = 0;
+  std::thread pusher([&] { accepted = sink.push(numbered(25, 10)); });
+  REQUIRE(tally::test::eventually([&] { return sink.stats().push_waits == 1; }));
+  f.drain();  // takes the full batches: room for the waiting push
+  pusher.join();
+  CHECK(accepted == 10);
+  f.clock.advance(1s);
+  f.drain();
+  CHECK(f.writer->written() == range(0, 35));
+  const SinkStats s = sink.stats();
+  CHECK(s.dropped_queue_full == 0);
+  check_counts_add_up(s);
+}
+
+TEST_CASE("a push waits no longer than max_push_wait, then drops what does not fit") {
+  Fixture f;
+  f.options.max_queue_samples = 30;
+  f.options.max_push_wait = 10ms;  // nobody runs the writer: the wait runs out
+  Sink& sink = f.open();
+  REQUIRE(sink.push(numbered(0, 25)) == 25);
+  CHECK(sink.push(numbered(25, 10)) == 5);
+  const SinkStats s = sink.stats();
+  CHECK(s.push_waits == 1);
+  CHECK(s.dropped_queue_full == 5);
+}
+
+TEST_CASE("a push never waits for room an empty queue could not give it, and stop() ends a wait") {
+  Fixture f;
+  f.options.max_queue_samples = 30;
+  f.options.max_push_wait = 1h;  // a wait would hang the test
+  Sink& sink = f.open();
+  CHECK(sink.push(numbered(0, 40)) == 30);  // more than the queue holds: no wait
+  CHECK(sink.stats().push_waits == 0);
+  std::size_t accepted = 99;
+  std::thread pusher([&] { accepted = sink.push(numbered(40, 10)); });
+  REQUIRE(tally::test::eventually([&] { return sink.stats().push_waits == 1; }));
+  sink.stop();  // wakes the waiting push: it is queued and written, or counted as dropped
+  pusher.join();
+  const SinkStats s = sink.stats();
+  CHECK(accepted + s.dropped_stopped + (s.dropped_queue_full - 10) == 10);
+  CHECK(f.writer->written().size() == 30 + accepted);
+}
+
 TEST_CASE("queued_sample_bytes counts the Sample and the heap blocks it owns") {
   Sample s = test::numbered_sample(1);  // short names and values: no heap strings
   // Two field vectors of one Field each (72 bytes, a 80-byte block), nothing else.

@@ -80,6 +80,10 @@ struct SinkOptions {
   // than spool_above_bytes bytes are queued. 0 means half of max_queue_samples / max_queue_bytes.
   std::size_t spool_above_samples = 0;
   std::size_t spool_above_bytes = 0;
+  // A push that does not fit waits up to this long for the writer to make room before dropping
+  // what does not fit (queue_full); 0: drops at once. It waits only when waiting can help: the
+  // push would fit in an empty queue, the sink is not stopping and the spool is not failing.
+  std::chrono::milliseconds max_push_wait{0};
   SpoolOptions spool;  // dir "<state_dir>/spool", max_bytes = database.spool_max_bytes
   // Reconnect backoff: doubles from min to max after each failure, reset by a successful write.
   // The same backoff delays the next spool attempt after a spool write error.
@@ -119,11 +123,12 @@ struct SinkStats {
   uint64_t write_failures = 0;
   uint64_t spool_corrupt_files = 0;
   uint64_t samples_unjournaled = 0;  // queued in memory only: their journal append failed
-  uint64_t queue_depth = 0;          // samples in memory, not counting in_flight
+  uint64_t push_waits = 0;   // pushes that found the queue full and waited for room (max_push_wait)
+  uint64_t queue_depth = 0;  // samples in memory, not counting in_flight
   uint64_t in_flight = 0;    // samples the writer holds right now (being written or spooled)
-  uint64_t queue_bytes = 0;        // queued_sample_bytes() of the queue_depth samples
-  uint64_t in_flight_bytes = 0;    // … and of the in_flight ones
-  uint64_t spool_bytes = 0;  // spool files to replay and .corrupt files (see spool.h)
+  uint64_t queue_bytes = 0;  // queued_sample_bytes() of the queue_depth samples
+  uint64_t in_flight_bytes = 0;  // … and of the in_flight ones
+  uint64_t spool_bytes = 0;      // spool files to replay and .corrupt files (see spool.h)
   uint64_t spool_files = 0;
   bool database_up = true;  // false from a failed write (or connect) until the next success
   LatencyHistogram insert_latency;
@@ -151,8 +156,9 @@ class Sink {
   void start();
 
   // Thread-safe. Queues as many samples as fit (in order) and returns how many; the rest are
-  // dropped and counted. Encodes the samples for the journal, takes a short lock, then appends
-  // them to the journal (one write(2) per batch_size samples, into the page cache: no fsync).
+  // dropped and counted. When they do not all fit, first waits up to max_push_wait for room.
+  // Encodes the samples for the journal, takes a short lock, then appends them to the journal (one
+  // write(2) per batch_size samples, into the page cache: no fsync).
   std::size_t push(std::vector<Sample> samples);
 
   // Flushes and joins: queued samples are written if Postgres is up and the spool is empty, else
