@@ -28,9 +28,8 @@ Result<FieldValue> parse_integer(std::string_view text, FieldType type) {
   Int value{};
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size()) {
-    return Status::error("'" + std::string(text) + "' is not a valid " +
-                             std::string(to_string(type)),
-                         "invalid");
+    return Status::error(
+        "'" + std::string(text) + "' is not a valid " + std::string(to_string(type)), "invalid");
   }
   return FieldValue(value);
 }
@@ -76,15 +75,21 @@ Uuid Uuid::random() {
 }
 
 std::string Uuid::to_string() const {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(36);
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0xf]);
-  }
+  append_to(out);
   return out;
+}
+
+void Uuid::append_to(std::string& out) const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char text[36];
+  char* p = text;
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+    *p++ = kHex[bytes[i] >> 4];
+    *p++ = kHex[bytes[i] & 0xf];
+  }
+  out.append(text, sizeof text);
 }
 
 Result<IpAddr> IpAddr::parse(std::string_view text) {
@@ -125,7 +130,9 @@ void append_field_value(std::string& out, const FieldValue& v) {
           out += x;
         } else if constexpr (std::is_same_v<T, bool>) {
           out += x ? "true" : "false";
-        } else if constexpr (std::is_same_v<T, Uuid> || std::is_same_v<T, IpAddr>) {
+        } else if constexpr (std::is_same_v<T, Uuid>) {
+          x.append_to(out);  // every sample of a Prometheus target has one: no temporary
+        } else if constexpr (std::is_same_v<T, IpAddr>) {
           out += x.to_string();
         } else {
           char buf[24];

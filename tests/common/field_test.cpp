@@ -17,6 +17,9 @@ TEST_CASE("Uuid: parse and format, either case in, lowercase out") {
   CHECK(u->to_string() == "6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f");
   CHECK(Uuid::parse(u->to_string())->bytes == u->bytes);
   CHECK(Uuid{}.to_string() == "00000000-0000-0000-0000-000000000000");
+  std::string out = "id=";
+  u->append_to(out);
+  CHECK(out == "id=6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f");
 }
 
 TEST_CASE("Uuid: malformed text is rejected") {

@@ -15,7 +15,20 @@
 namespace tally {
 
 // The order matches FieldValue's alternatives: field_type(v) == FieldType(v.index()).
-enum class FieldType : uint8_t { kString, kI8, kU8, kI16, kU16, kI32, kU32, kI64, kU64, kIpAddr, kUuid, kBool };
+enum class FieldType : uint8_t {
+  kString,
+  kI8,
+  kU8,
+  kI16,
+  kU16,
+  kI32,
+  kU32,
+  kI64,
+  kU64,
+  kIpAddr,
+  kUuid,
+  kBool
+};
 inline constexpr int kFieldTypeCount = 12;
 
 struct Uuid {
@@ -25,7 +38,8 @@ struct Uuid {
   static Result<Uuid> parse(std::string_view text);
   // A random version-4 UUID.
   static Uuid random();
-  std::string to_string() const;  // lowercase, hyphenated
+  std::string to_string() const;           // lowercase, hyphenated
+  void append_to(std::string& out) const;  // to_string() appended, without a temporary
   auto operator<=>(const Uuid&) const = default;
 };
 
