@@ -6,7 +6,6 @@
 // histogram's opening up to its first bin), each bin's range, and the values. The generic path
 // (append_sample_json) and the template path call the same functions for every piece, so the
 // two cannot drift apart.
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -22,11 +21,12 @@ constexpr std::size_t kBytesPerSampleGuess = 400;
 
 template <class T>
 void append_integer(std::string& out, T value) {
-  char buf[24];
   // Widened so that int8_t/uint8_t print as numbers whatever the library does with char types.
-  using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<Wide>(value));
-  out.append(buf, ptr);
+  if constexpr (std::is_signed_v<T>) {
+    append_decimal(out, static_cast<int64_t>(value));
+  } else {
+    append_decimal(out, static_cast<uint64_t>(value));
+  }
 }
 
 // Shortest text that reads back as the same value of T (float or double); the non-finite
@@ -38,9 +38,7 @@ void append_float(std::string& out, T value) {
   } else if (std::isinf(value)) {
     out += value > 0 ? "\"Infinity\"" : "\"-Infinity\"";
   } else {
-    char buf[32];
-    auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    out.append(buf, ptr);
+    append_shortest(out, value);
   }
 }
 

@@ -1,8 +1,11 @@
 #include "tally/common/json_text.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace tally {
 namespace {
@@ -95,6 +98,125 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
   append_json_escaped(out, text);
   out.push_back('"');
+}
+
+namespace {
+
+// 10^k, exact in a double for every k here.
+constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+// Writes digits × 10^exp10 (digits > 0, its fewest digits already found) as std::to_chars'
+// shortest form does: fixed unless scientific ("d.ddde±XX", at least two exponent digits) is
+// shorter.
+char* write_shortest_form(char* p, uint64_t digits, int exp10) {
+  using number_text_detail::kDigitPairs;
+  while (digits % 10 == 0) {
+    digits /= 10;
+    ++exp10;
+  }
+  const int n = static_cast<int>(number_text_detail::decimal_length(digits));
+  const int exponent = n - 1 + exp10;  // of the scientific form
+  const int abs_exponent = exponent < 0 ? -exponent : exponent;
+  const int scientific_length = n + (n > 1 ? 1 : 0) + 2 + (abs_exponent >= 100 ? 3 : 2);
+  int fixed_length;
+  if (exp10 >= 0) {
+    fixed_length = n + exp10;  // ddd000
+  } else if (exponent >= 0) {
+    fixed_length = n + 1;  // dd.ddd
+  } else {
+    fixed_length = 1 - exponent + n;  // 0.000ddd
+  }
+  char text[20];
+  write_decimal(text, digits);
+  if (fixed_length <= scientific_length) {
+    if (exp10 >= 0) {
+      std::memcpy(p, text, n);
+      std::memset(p + n, '0', exp10);
+      return p + n + exp10;
+    }
+    if (exponent >= 0) {
+      const int whole = exponent + 1;
+      std::memcpy(p, text, whole);
+      p[whole] = '.';
+      std::memcpy(p + whole + 1, text + whole, n - whole);
+      return p + n + 1;
+    }
+    *p++ = '0';
+    *p++ = '.';
+    std::memset(p, '0', -exponent - 1);
+    p += -exponent - 1;
+    std::memcpy(p, text, n);
+    return p + n;
+  }
+  *p++ = text[0];
+  if (n > 1) {
+    *p++ = '.';
+    std::memcpy(p, text + 1, n - 1);
+    p += n - 1;
+  }
+  *p++ = 'e';
+  *p++ = exponent < 0 ? '-' : '+';
+  if (abs_exponent >= 100) *p++ = static_cast<char>('0' + abs_exponent / 100);
+  std::memcpy(p, kDigitPairs + (abs_exponent % 100) * 2, 2);
+  return p + 2;
+}
+
+// The shortest digits of `a` (finite, not negative) when they are easy to find: `a` is an
+// integer below 2^digits (every integer there is exact, so its own digits are the shortest), or,
+// for doubles, a decimal of at most 15 significant digits with at most 22 after the point. Such a
+// decimal n·10^-k reads back as fl(n / 10^k) (n and 10^k are exact, one division rounds
+// correctly), which is checked; and no shorter text reads back as `a` then, since any two
+// decimals of at most 15 digits (DBL_DIG) are different doubles. Returns nullptr otherwise.
+template <class T>
+char* write_shortest_fast(char* p, T a) {
+  constexpr T kExactIntegers = std::is_same_v<T, double> ? 0x1p53 : 0x1p24f;
+  if (!(a < kExactIntegers)) return nullptr;
+  const auto whole = static_cast<uint64_t>(a);
+  if (static_cast<T>(whole) == a) {
+    if (whole == 0) {
+      *p = '0';
+      return p + 1;
+    }
+    return write_shortest_form(p, whole, 0);
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    if (a < 1e-22) return nullptr;
+    for (int k = 1; k <= 22; ++k) {
+      const double scaled = a * kPow10[k];
+      if (scaled >= 1e15) break;
+      const double rounded = std::floor(scaled + 0.5);
+      // |scaled - n| for the n sought is under 2^-52·scaled (half an ulp of `a` scaled, plus
+      // the product's rounding): the filter keeps the division for the one k that can pass.
+      if (std::fabs(scaled - rounded) <= scaled * 0x1p-51 && rounded / kPow10[k] == a) {
+        return write_shortest_form(p, static_cast<uint64_t>(rounded), -k);
+      }
+    }
+  }
+  return nullptr;
+}
+
+template <class T>
+char* write_shortest_impl(char* first, T value) {
+  char* p = first;
+  if (std::signbit(value)) *p++ = '-';
+  if (char* last = write_shortest_fast(p, std::fabs(value))) return last;
+  // 24 characters at most ("-2.2250738585072014e-308"), so kShortestRoom is enough.
+  return std::to_chars(first, first + kShortestRoom, value).ptr;
+}
+
+}  // namespace
+
+char* write_shortest(char* first, double value) { return write_shortest_impl(first, value); }
+char* write_shortest(char* first, float value) { return write_shortest_impl(first, value); }
+
+void append_shortest(std::string& out, double value) {
+  char text[kShortestRoom];
+  out.append(text, static_cast<std::size_t>(write_shortest(text, value) - text));
+}
+void append_shortest(std::string& out, float value) {
+  char text[kShortestRoom];
+  out.append(text, static_cast<std::size_t>(write_shortest(text, value) - text));
 }
 
 }  // namespace tally
