@@ -61,26 +61,23 @@ void append_integer(std::string& out, T value) {
   append_number(out, value);
 }
 
-// Writes into `out` through a pointer, for a piece made of many short parts: `room` bytes (at
-// least what will be written) are added at once and what is left unused is cut off again. One
-// resize instead of a capacity check and a call per part.
-class DirectWriter {
- public:
-  DirectWriter(std::string& out, std::size_t room) : out_(out) {
-    const std::size_t start = out.size();
-    out.resize(start + room);
-    p_ = out.data() + start;
+// Writes a piece made of many short parts into `out` through a pointer: one append (or resize)
+// instead of a capacity check and a call per part. `write(char* p)` writes at most `room` bytes
+// at p and returns their end. A piece that fits goes through a buffer on the stack, which stays
+// in the L1 cache; a larger one is written in place, into `room` bytes added to `out` (zeroed,
+// the cost the stack buffer saves) and cut back to what was written.
+template <class Write>
+void append_written(std::string& out, std::size_t room, Write write) {
+  constexpr std::size_t kStackRoom = 4096;
+  if (room <= kStackRoom) {
+    char text[kStackRoom];
+    out.append(text, static_cast<std::size_t>(write(text) - text));
+    return;
   }
-  ~DirectWriter() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
-  DirectWriter(const DirectWriter&) = delete;
-  DirectWriter& operator=(const DirectWriter&) = delete;
-
-  char*& p() { return p_; }
-
- private:
-  std::string& out_;
-  char* p_;
-};
+  const std::size_t start = out.size();
+  out.resize(start + room);
+  out.resize(static_cast<std::size_t>(write(out.data() + start) - out.data()));
+}
 
 // append_rfc3339 goes through snprintf; a response's timestamps are mostly one or a few
 // seconds, so the text up to the fraction is kept per thread and only the microseconds are
@@ -219,8 +216,7 @@ char* write_bin_open(char* p, const std::vector<Bin<T>>& bins, std::size_t i) {
 
 template <class T>
 void append_bin_open(std::string& out, const std::vector<Bin<T>>& bins, std::size_t i) {
-  DirectWriter w(out, kBinOpenRoom);
-  w.p() = write_bin_open(w.p(), bins, i);
+  append_written(out, kBinOpenRoom, [&](char* p) { return write_bin_open(p, bins, i); });
 }
 
 // ,"datum":{"type":"…","datum": and, for a cumulative or histogram datum, its object up to the
@@ -290,30 +286,32 @@ void append_histogram_rest(std::string& out, const Histogram<T>& h,
                            const SampleJsonTemplate::BinRanges* ranges) {
   const std::size_t n = h.bins.size();
   constexpr std::size_t kTailRoom = 100 + 5 * kNumberRoom;
-  DirectWriter w(out, (ranges != nullptr ? ranges->text.size() : n * kBinOpenRoom) +
-                          n * (kNumberRoom + 1) + kTailRoom);
-  char*& p = w.p();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (ranges != nullptr) {
-      const uint32_t begin = i == 0 ? 0 : ranges->ends[i - 1];
-      p = put(p, std::string_view(ranges->text).substr(begin, ranges->ends[i] - begin));
-    } else {
-      p = write_bin_open(p, h.bins, i);
+  const std::size_t room = (ranges != nullptr ? ranges->text.size() : n * kBinOpenRoom) +
+                           n * (kNumberRoom + 1) + kTailRoom;
+  append_written(out, room, [&](char* p) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (ranges != nullptr) {
+        const uint32_t begin = i == 0 ? 0 : ranges->ends[i - 1];
+        p = put(p, std::string_view(ranges->text).substr(begin, ranges->ends[i] - begin));
+      } else {
+        p = write_bin_open(p, h.bins, i);
+      }
+      p = write_number(p, h.bins[i].count);
+      *p++ = '}';
     }
-    p = write_number(p, h.bins[i].count);
+    p = put(p, "],\"n_samples\":");
+    p = write_number(p, h.n_samples);
+    p = put(p, ",\"min\":");
+    p = write_number(p, h.min);
+    p = put(p, ",\"max\":");
+    p = write_number(p, h.max);
+    p = put(p, ",\"sum_of_samples\":");
+    p = write_number(p, h.sum_of_samples);
+    p = put(p, ",\"squared_mean\":");
+    p = write_number(p, h.squared_mean);
     *p++ = '}';
-  }
-  p = put(p, "],\"n_samples\":");
-  p = write_number(p, h.n_samples);
-  p = put(p, ",\"min\":");
-  p = write_number(p, h.min);
-  p = put(p, ",\"max\":");
-  p = write_number(p, h.max);
-  p = put(p, ",\"sum_of_samples\":");
-  p = write_number(p, h.sum_of_samples);
-  p = put(p, ",\"squared_mean\":");
-  p = write_number(p, h.squared_mean);
-  *p++ = '}';
+    return p;
+  });
 }
 
 // The rest of the datum after append_datum_open: the values and the closing brackets. With
