@@ -185,11 +185,14 @@ char* write_shortest_fast(char* p, T a) {
     for (int k = 1; k <= 22; ++k) {
       const double scaled = a * kPow10[k];
       if (scaled >= 1e15) break;
-      const double rounded = std::floor(scaled + 0.5);
+      // Rounded to the nearest integer by a conversion (scaled + 0.5 is exact enough below
+      // 10^15): std::floor is a library call without SSE4.1.
+      const auto n = static_cast<uint64_t>(scaled + 0.5);
+      const auto rounded = static_cast<double>(n);
       // |scaled - n| for the n sought is under 2^-52·scaled (half an ulp of `a` scaled, plus
       // the product's rounding): the filter keeps the division for the one k that can pass.
       if (std::fabs(scaled - rounded) <= scaled * 0x1p-51 && rounded / kPow10[k] == a) {
-        return write_shortest_form(p, static_cast<uint64_t>(rounded), -k);
+        return write_shortest_form(p, n, -k);
       }
     }
   }
