@@ -1,11 +1,13 @@
 #include "tally/common/json_text.h"
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace tally {
 namespace {
@@ -111,6 +113,15 @@ constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8
 // shorter.
 char* write_shortest_form(char* p, uint64_t digits, int exp10) {
   using number_text_detail::kDigitPairs;
+  // Trailing zeros go to the exponent, 8, 4, 2 and 1 at a time (a 15-digit n·10^-k from
+  // write_shortest_fast has up to 15).
+  for (const auto& [power, zeros] :
+       {std::pair<uint64_t, int>{100'000'000, 8}, {10'000, 4}, {100, 2}, {10, 1}}) {
+    if (digits % power == 0) {
+      digits /= power;
+      exp10 += zeros;
+    }
+  }
   while (digits % 10 == 0) {
     digits /= 10;
     ++exp10;
@@ -127,33 +138,32 @@ char* write_shortest_form(char* p, uint64_t digits, int exp10) {
   } else {
     fixed_length = 1 - exponent + n;  // 0.000ddd
   }
-  char text[20];
-  write_decimal(text, digits);
   if (fixed_length <= scientific_length) {
-    if (exp10 >= 0) {
-      std::memcpy(p, text, n);
-      std::memset(p + n, '0', exp10);
-      return p + n + exp10;
+    if (exp10 >= 0) {  // ddd000
+      p = write_decimal(p, digits);
+      std::memset(p, '0', exp10);
+      return p + exp10;
     }
-    if (exponent >= 0) {
+    if (exponent >= 0) {  // dd.ddd: the digits, then the fraction moved right for the point
       const int whole = exponent + 1;
-      std::memcpy(p, text, whole);
+      write_decimal(p, digits);
+      for (int i = n; i > whole; --i) p[i] = p[i - 1];
       p[whole] = '.';
-      std::memcpy(p + whole + 1, text + whole, n - whole);
       return p + n + 1;
     }
-    *p++ = '0';
+    *p++ = '0';  // 0.000ddd
     *p++ = '.';
     std::memset(p, '0', -exponent - 1);
-    p += -exponent - 1;
-    std::memcpy(p, text, n);
-    return p + n;
+    return write_decimal(p + (-exponent - 1), digits);
   }
-  *p++ = text[0];
+  // d.ddde±XX: the digits one place on, then the first moved back before the point.
+  write_decimal(p + 1, digits);
+  p[0] = p[1];
   if (n > 1) {
-    *p++ = '.';
-    std::memcpy(p, text + 1, n - 1);
-    p += n - 1;
+    p[1] = '.';
+    p += n + 1;
+  } else {
+    p += 1;
   }
   *p++ = 'e';
   *p++ = exponent < 0 ? '-' : '+';
@@ -164,7 +174,7 @@ char* write_shortest_form(char* p, uint64_t digits, int exp10) {
 
 // The shortest digits of `a` (finite, not negative) when they are easy to find: `a` is an
 // integer below 2^digits (every integer there is exact, so its own digits are the shortest), or,
-// for doubles, a decimal of at most 15 significant digits with at most 22 after the point. Such a
+// for doubles, a decimal of at most 15 significant digits from about 1e-8 up. Such a
 // decimal n·10^-k reads back as fl(n / 10^k) (n and 10^k are exact, one division rounds
 // correctly), which is checked; and no shorter text reads back as `a` then, since any two
 // decimals of at most 15 digits (DBL_DIG) are different doubles. Returns nullptr otherwise.
@@ -181,20 +191,21 @@ char* write_shortest_fast(char* p, T a) {
     return write_shortest_form(p, whole, 0);
   }
   if constexpr (std::is_same_v<T, double>) {
-    if (a < 1e-22) return nullptr;
-    for (int k = 1; k <= 22; ++k) {
-      const double scaled = a * kPow10[k];
-      if (scaled >= 1e15) break;
-      // Rounded to the nearest integer by a conversion (scaled + 0.5 is exact enough below
-      // 10^15): std::floor is a library call without SSE4.1.
-      const auto n = static_cast<uint64_t>(scaled + 0.5);
-      const auto rounded = static_cast<double>(n);
-      // |scaled - n| for the n sought is under 2^-52·scaled (half an ulp of `a` scaled, plus
-      // the product's rounding): the filter keeps the division for the one k that can pass.
-      if (std::fabs(scaled - rounded) <= scaled * 0x1p-51 && rounded / kPow10[k] == a) {
-        return write_shortest_form(p, n, -k);
-      }
+    // n·10^-k with k the largest that keeps n under 10^15: if `a`'s shortest text has at most
+    // 15 digits, n is those digits followed by zeros (|a·10^k - n| is under 0.2: half an ulp of
+    // `a` scaled, plus the product's rounding), which write_shortest_form strips.
+    if (a < 1e-8) return nullptr;  // k past 22
+    const int exponent2 = static_cast<int>(std::bit_cast<uint64_t>(a) >> 52) - 1023;
+    // floor(exponent2·log10(2)): floor(log10(a)) or one less.
+    int k = 14 - ((exponent2 * 78913) >> 18);
+    if (k < 0 || k > 22) return nullptr;
+    double scaled = a * kPow10[k];
+    if (scaled >= 1e15) {
+      if (--k < 0) return nullptr;
+      scaled = a * kPow10[k];
     }
+    const auto n = static_cast<uint64_t>(scaled + 0.5);
+    if (static_cast<double>(n) / kPow10[k] == a) return write_shortest_form(p, n, -k);
   }
   return nullptr;
 }
