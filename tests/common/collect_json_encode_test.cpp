@@ -92,6 +92,63 @@ TEST_CASE("a SampleJsonTemplate given other bin edges renders them, also -0 agai
   CHECK(text.find(R"("start":-0,)") != std::string::npos);
 }
 
+TEST_CASE("a histogram's numbers are written as std::to_chars writes them, -0 and 1e+21 too") {
+  const Timestamp at = ts("2026-11-22T10:00:00Z");
+  Histogram<double> h;
+  h.start_time = at;
+  h.bins = {{std::nullopt, 0}, {-0.0, 7}, {0.5, 12'345'678'901'234'567'890u}, {1e21, 3}};
+  h.n_samples = 12;
+  h.min = 1e-7;
+  h.max = 100000;
+  h.sum_of_samples = 0.1 + 0.2;
+  h.squared_mean = std::numeric_limits<double>::quiet_NaN();
+  const std::string want =
+      R"("datum":{"type":"histogram_f64","datum":{"start_time":"2026-11-22T10:00:00.000000Z",)"
+      R"("bins":[{"range":{"type":"range_to","end":-0},"count":0},)"
+      R"({"range":{"type":"range","start":-0,"end":0.5},"count":7},)"
+      R"({"range":{"type":"range","start":0.5,"end":1e+21},"count":12345678901234567890},)"
+      R"({"range":{"type":"range_from","start":1e+21},"count":3}],"n_samples":12,"min":1e-07,)"
+      R"("max":1e+05,"sum_of_samples":0.30000000000000004,"squared_mean":"NaN"}}}})";
+  const Sample s{target_of(1), Metric{"latency", {}}, 1, at, h};
+  const std::string json = sample_json(s);
+  CHECK(json.substr(json.find("\"datum\":{")) == want);
+  const SampleJsonTemplate t(std::make_shared<TargetJson>(target_of(1)), s.metric, 1, h);
+  std::string from_template;
+  t.append(from_template, timestamp_json(at), h);
+  CHECK(from_template == json);
+}
+
+TEST_CASE("a histogram larger than the encoder's stack buffer is written whole by both paths") {
+  const Timestamp at = ts("2026-11-22T10:00:00Z");
+  for (std::size_t edges : {100, 300, 1024}) {
+    CAPTURE(edges);
+    Histogram<double> h;
+    h.start_time = at;
+    h.bins.push_back({std::nullopt, 1});
+    for (std::size_t i = 0; i < edges; ++i) {
+      h.bins.push_back({-1.0 / 3 + static_cast<double>(i) * 0.7, i * 1'000'003});
+    }
+    for (const auto& bin : h.bins) h.n_samples += bin.count;
+    h.min = -1.0 / 3;
+    h.max = 1e21;
+    h.sum_of_samples = 0.1;
+    h.squared_mean = 2.5e-300;
+    const Sample s{target_of(1), Metric{"latency", {}}, 1, at, h};
+    const std::string json = sample_json(s);
+    const SampleJsonTemplate t(std::make_shared<TargetJson>(target_of(1)), s.metric, 1, h);
+    std::string from_template;
+    t.append(from_template, timestamp_json(at), h);
+    CHECK(from_template == json);
+    Result<std::vector<CollectItem>> back =
+        decode_collect_response(std::string("[") + std::string(kOkItemJsonOpen) + json +
+                                std::string(kOkItemJsonClose) + "]");
+    REQUIRE_MESSAGE(back.ok(), back.error());
+    REQUIRE(back->size() == 1);
+    REQUIRE((*back)[0].samples.size() == 1);
+    CHECK(same_sample((*back)[0].samples[0], s));
+  }
+}
+
 TEST_CASE("a large mixed body round-trips through encode and decode value for value") {
   std::vector<CollectItem> items(3);
   std::mt19937_64 rng(7);
