@@ -113,22 +113,6 @@ void append_timestamp(std::string& out, Timestamp t) {
   out.append(tail, sizeof tail);
 }
 
-// "6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f" with its quotes, as Uuid::to_string writes it but
-// without a string of its own: every sample of a Prometheus target has a producer_id field.
-void append_uuid_string(std::string& out, const Uuid& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char text[38];
-  std::size_t n = 0;
-  text[n++] = '"';
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) text[n++] = '-';
-    text[n++] = kHex[id.bytes[i] >> 4];
-    text[n++] = kHex[id.bytes[i] & 0xf];
-  }
-  text[n++] = '"';
-  out.append(text, n);
-}
-
 void append_field_json_value(std::string& out, const FieldValue& value) {
   std::visit(
       [&out](const auto& x) {
@@ -136,7 +120,9 @@ void append_field_json_value(std::string& out, const FieldValue& value) {
         if constexpr (std::is_same_v<T, std::string>) {
           append_json_string(out, x);
         } else if constexpr (std::is_same_v<T, Uuid>) {
-          append_uuid_string(out, x);
+          out += '"';  // a UUID's text needs no escaping
+          x.append_to(out);
+          out += '"';
         } else if constexpr (std::is_same_v<T, IpAddr>) {
           append_json_string(out, x.to_string());
         } else {
