@@ -7,33 +7,15 @@
 namespace tally {
 namespace {
 
-constexpr std::string_view kDatumTypeNames[kDatumTypeCount] = {"bool",
-                                                               "i8",
-                                                               "u8",
-                                                               "i16",
-                                                               "u16",
-                                                               "i32",
-                                                               "u32",
-                                                               "i64",
-                                                               "u64",
-                                                               "f32",
-                                                               "f64",
-                                                               "string",
-                                                               "bytes",
-                                                               "cumulative_i64",
-                                                               "cumulative_u64",
-                                                               "cumulative_f32",
-                                                               "cumulative_f64",
-                                                               "histogram_i8",
-                                                               "histogram_u8",
-                                                               "histogram_i16",
-                                                               "histogram_u16",
-                                                               "histogram_i32",
-                                                               "histogram_u32",
-                                                               "histogram_i64",
-                                                               "histogram_u64",
-                                                               "histogram_f32",
-                                                               "histogram_f64"};
+// clang-format off
+constexpr std::string_view kDatumTypeNames[kDatumTypeCount] = {
+    "bool",           "i8",             "u8",             "i16",           "u16",
+    "i32",            "u32",            "i64",            "u64",           "f32",
+    "f64",            "string",         "bytes",          "cumulative_i64", "cumulative_u64",
+    "cumulative_f32", "cumulative_f64", "histogram_i8",   "histogram_u8",  "histogram_i16",
+    "histogram_u16",  "histogram_i32",  "histogram_u32",  "histogram_i64", "histogram_u64",
+    "histogram_f32",  "histogram_f64"};
+// clang-format on
 
 template <class T>
 bool same_value(const T& a, const T& b) {
