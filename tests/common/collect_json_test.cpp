@@ -983,3 +983,39 @@ TEST_CASE("a malformed histogram range found by the fuzzer is refused cleanly") 
   REQUIRE_FALSE(r2.ok());
   CHECK(r2.status().code() == "decode");
 }
+
+// Found by tools/fuzz (collect_json): an item whose "info" array was followed by garbage instead
+// of the item's closing brace (`…]y]`) was accepted, since the item was read by lookups and On
+// Demand does not check what it skips; with a sample limit the same bytes gave another error.
+TEST_CASE("an item not closed after its info is refused, with or without a sample limit") {
+  const std::string body = tally::test::read_fixture("fuzz/collect_json/item_not_closed");
+  auto r = tally::decode_collect_response(body);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "decode");
+  auto limited = tally::decode_collect_response(body, {.max_samples = 0});
+  REQUIRE_FALSE(limited.ok());
+  // The same item closed properly decodes, "info" first or last.
+  const std::string sample =
+      body.substr(body.find("{\"timeseries_name\""),
+                  body.find("}}}]y]") + 3 - body.find("{\"timeseries_name\""));
+  auto ok = tally::decode_collect_response("[{\"status\":\"ok\",\"info\":[" + sample + "]}]");
+  REQUIRE_MESSAGE(ok.ok(), ok.error());
+  CHECK((*ok)[0].samples.size() == 1);
+  auto info_first =
+      tally::decode_collect_response("[{\"info\":[" + sample + "],\"status\":\"ok\"}]");
+  REQUIRE_MESSAGE(info_first.ok(), info_first.error());
+  CHECK((*info_first)[0].samples.size() == 1);
+  auto twice = tally::decode_collect_response("[{\"status\":\"ok\",\"info\":[],\"info\":[]}]");
+  REQUIRE_FALSE(twice.ok());
+  CHECK(twice.error() == "[0]: duplicate key 'info'");
+}
+
+// Found by tools/fuzz (collect_json): bins not closed (`"count":23[{…`), after which the
+// histogram's lookup of "n_samples" tripped simdjson's own assertion in the fuzz build (memory
+// corruption in Release, as for nul_after_number). The histogram object is now walked.
+TEST_CASE("a histogram whose bins are not closed is refused cleanly") {
+  const std::string body = tally::test::read_fixture("fuzz/collect_json/bins_not_closed");
+  auto r = tally::decode_collect_response(body);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "decode");
+}
