@@ -1019,3 +1019,13 @@ TEST_CASE("a histogram whose bins are not closed is refused cleanly") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == "decode");
 }
+
+// Found by tools/fuzz (collect_json): a range whose tail was a malformed container; the walk of
+// the range skipped it without noticing, and the bin's "count" lookup after it tripped
+// simdjson's assertion. The bin object is now walked too.
+TEST_CASE("a bin whose range ends in malformed containers is refused cleanly") {
+  const std::string body = tally::test::read_fixture("fuzz/collect_json/range_not_closed");
+  auto r = tally::decode_collect_response(body);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == "decode");
+}
