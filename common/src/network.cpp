@@ -14,7 +14,9 @@ Result<HostPort> HostPort::parse(std::string_view text, bool allow_zero) {
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
     const std::size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+    // "[]:80" has no host (found by tools/fuzz: it parsed, and printed as ":80", which did not).
+    if (close == std::string_view::npos || close == 1 || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
       return Status::error(quoted + " is not host:port ([v6]:port for IPv6)", "invalid");
     }
     hp.host = std::string(text.substr(1, close - 1));
@@ -47,7 +49,8 @@ Result<Network> Network::parse(std::string_view text) {
   Network n;
   const std::size_t slash = text.find('/');
   auto ip = IpAddr::parse(text.substr(0, slash));
-  if (!ip.ok()) return Status::error("'" + std::string(text) + "' is not a network (CIDR)", "invalid");
+  if (!ip.ok())
+    return Status::error("'" + std::string(text) + "' is not a network (CIDR)", "invalid");
   n.base = *ip;
   const int max = n.base.v6 ? 128 : 32;
   n.prefix_length = max;
@@ -56,9 +59,8 @@ Result<Network> Network::parse(std::string_view text) {
     auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), n.prefix_length);
     if (ec != std::errc() || ptr != len.data() + len.size() || n.prefix_length < 0 ||
         n.prefix_length > max) {
-      return Status::error("'" + std::string(text) + "': prefix length must be 0–" +
-                               std::to_string(max),
-                           "invalid");
+      return Status::error(
+          "'" + std::string(text) + "': prefix length must be 0–" + std::to_string(max), "invalid");
     }
   }
   return n;

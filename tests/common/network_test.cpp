@@ -12,8 +12,9 @@ TEST_CASE("host:port parses names, IPv4 and bracketed IPv6") {
     const char* host;
     uint16_t port;
   };
-  for (const Case& c : {Case{"localhost:80", "localhost", 80}, Case{"10.1.2.3:65535", "10.1.2.3", 65535},
-                        Case{"[::1]:12221", "::1", 12221}}) {
+  for (const Case& c :
+       {Case{"localhost:80", "localhost", 80}, Case{"10.1.2.3:65535", "10.1.2.3", 65535},
+        Case{"[::1]:12221", "::1", 12221}}) {
     CAPTURE(c.text);
     auto hp = HostPort::parse(c.text);
     REQUIRE_MESSAGE(hp.ok(), hp.error());
@@ -31,7 +32,7 @@ TEST_CASE("bad host:port is refused with the reason") {
   for (const Case& c : {Case{"localhost", "is not host:port"}, Case{":80", "is not host:port"},
                         Case{"::1:80", "is not host:port"}, Case{"a:0", "port must be"},
                         Case{"a:65536", "port must be"}, Case{"a:http", "port must be"},
-                        Case{"[::1]80", "is not host:port"}}) {
+                        Case{"[::1]80", "is not host:port"}, Case{"[]:80", "is not host:port"}}) {
     CAPTURE(c.text);
     auto hp = HostPort::parse(c.text);
     REQUIRE_FALSE(hp.ok());
