@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -14,12 +15,17 @@ Result<HostPort> HostPort::parse(std::string_view text, bool allow_zero) {
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
     const std::size_t close = text.find(']');
-    // "[]:80" has no host (found by tools/fuzz: it parsed, and printed as ":80", which did not).
-    if (close == std::string_view::npos || close == 1 || close + 1 >= text.size() ||
-        text[close + 1] != ':') {
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
       return Status::error(quoted + " is not host:port ([v6]:port for IPv6)", "invalid");
     }
     hp.host = std::string(text.substr(1, close - 1));
+    // Brackets hold an IPv6 literal and nothing else: "[]:80" or "[[1]:80" parsed before and
+    // printed as text that does not (found by tools/fuzz).
+    const Result<IpAddr> ip = IpAddr::parse(hp.host);
+    if (!ip.ok() || !ip->v6) {
+      return Status::error(quoted + ": '" + hp.host + "' in brackets is not an IPv6 address",
+                           "invalid");
+    }
     port_text = text.substr(close + 2);
   } else {
     const std::size_t colon = text.rfind(':');
@@ -29,6 +35,16 @@ Result<HostPort> HostPort::parse(std::string_view text, bool allow_zero) {
     }
     hp.host = std::string(text.substr(0, colon));
     port_text = text.substr(colon + 1);
+    // A DNS name or an IPv4 literal; anything else would not survive to_string and parse.
+    const auto name_char = [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '-' || c == '_';
+    };
+    if (!std::all_of(hp.host.begin(), hp.host.end(), name_char)) {
+      return Status::error(
+          quoted + ": host '" + hp.host + "' may hold only letters, digits, '.', '-' and '_'",
+          "invalid");
+    }
   }
   unsigned port = 0;
   auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);

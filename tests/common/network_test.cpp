@@ -29,10 +29,14 @@ TEST_CASE("bad host:port is refused with the reason") {
     const char* text;
     const char* message;
   };
-  for (const Case& c : {Case{"localhost", "is not host:port"}, Case{":80", "is not host:port"},
-                        Case{"::1:80", "is not host:port"}, Case{"a:0", "port must be"},
-                        Case{"a:65536", "port must be"}, Case{"a:http", "port must be"},
-                        Case{"[::1]80", "is not host:port"}, Case{"[]:80", "is not host:port"}}) {
+  for (const Case& c :
+       {Case{"localhost", "is not host:port"}, Case{":80", "is not host:port"},
+        Case{"::1:80", "is not host:port"}, Case{"a:0", "port must be"},
+        Case{"a:65536", "port must be"}, Case{"a:http", "port must be"},
+        Case{"[::1]80", "is not host:port"}, Case{"[]:80", "in brackets is not an IPv6 address"},
+        Case{"[[1]:91", "in brackets is not an IPv6 address"},
+        Case{"[10.0.0.1]:80", "in brackets is not an IPv6 address"},
+        Case{"a b:80", "may hold only letters"}, Case{"a]:80", "may hold only"}}) {
     CAPTURE(c.text);
     auto hp = HostPort::parse(c.text);
     REQUIRE_FALSE(hp.ok());

@@ -15,7 +15,9 @@ struct HostPort {
   std::string host;  // a name or an IP literal (IPv6 without brackets)
   uint16_t port = 0;
 
-  // "host:port", "1.2.3.4:80", "[::1]:80". The port must be 1–65535 unless allow_zero.
+  // "host:port", "1.2.3.4:80", "[::1]:80". The host is a DNS name or IPv4 literal (letters,
+  // digits, '.', '-', '_'), or an IPv6 literal in brackets; the port must be 1–65535 unless
+  // allow_zero. to_string() gives back text that parses to the same HostPort.
   static Result<HostPort> parse(std::string_view text, bool allow_zero = false);
   std::string to_string() const;  // brackets around IPv6 literals
 };
