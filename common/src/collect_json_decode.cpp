@@ -744,45 +744,42 @@ bool Decoder::decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end,
 template <class T>
 bool Decoder::decode_range(od::value range_value, std::size_t i, std::optional<T>& prev_end,
                            Bin<T>& bin, bool& unbounded_above) {
-  {
-    od::object range;
-    if (!get_object(range_value, range)) return false;
-    std::string_view kind;
-    if (!read_string_at(range, "type", kind)) return false;
-    T start{};
-    T end{};
-    const bool has_start = kind == "range" || kind == "range_from";
-    const bool has_end = kind == "range" || kind == "range_to";
-    if (!has_start && !has_end) {
-      return fail("unknown range type " + quote(kind) +
-                  " (expected range_to, range or range_from)");
+  od::object range;
+  if (!get_object(range_value, range)) return false;
+  std::string_view kind;
+  if (!read_string_at(range, "type", kind)) return false;
+  T start{};
+  T end{};
+  const bool has_start = kind == "range" || kind == "range_from";
+  const bool has_end = kind == "range" || kind == "range_to";
+  if (!has_start && !has_end) {
+    return fail("unknown range type " + quote(kind) + " (expected range_to, range or range_from)");
+  }
+  if (has_start && !read_number_at(range, "start", start)) return false;
+  if (has_end && !read_number_at(range, "end", end)) return false;
+  if constexpr (std::is_floating_point_v<T>) {
+    if ((has_start && std::isnan(start)) || (has_end && std::isnan(end))) {
+      return fail("a bin edge is NaN");
     }
-    if (has_start && !read_number_at(range, "start", start)) return false;
-    if (has_end && !read_number_at(range, "end", end)) return false;
-    if constexpr (std::is_floating_point_v<T>) {
-      if ((has_start && std::isnan(start)) || (has_end && std::isnan(end))) {
-        return fail("a bin edge is NaN");
-      }
-    }
-    if (!has_start && i != 0) return fail("only the first bin may be range_to");
-    if (has_start && prev_end && start != *prev_end) {
-      return fail("bins are not contiguous: this one starts at " + number_text(start) +
-                  " but the previous one ends at " + number_text(*prev_end));
-    }
-    if (has_start && has_end && !(start < end)) {
-      return fail("empty range: start " + number_text(start) + " is not below end " +
-                  number_text(end));
-    }
-    if (has_start) bin.lower = start;
-    if (has_end) prev_end = end;
-    unbounded_above = !has_end;
-    // Walk the range to its closing brace, which checks its syntax: left half read, a malformed
-    // tail (`"end":0 x}`) made the "count" lookup below corrupt memory inside simdjson 3.0's
-    // On Demand skipping (found by tools/fuzz, tests/fixtures/fuzz/collect_json).
-    if (auto e = range.reset().error()) return fail_json(e);
-    for (auto field : range) {
-      if (auto e = field.error()) return fail_json(e);
-    }
+  }
+  if (!has_start && i != 0) return fail("only the first bin may be range_to");
+  if (has_start && prev_end && start != *prev_end) {
+    return fail("bins are not contiguous: this one starts at " + number_text(start) +
+                " but the previous one ends at " + number_text(*prev_end));
+  }
+  if (has_start && has_end && !(start < end)) {
+    return fail("empty range: start " + number_text(start) + " is not below end " +
+                number_text(end));
+  }
+  if (has_start) bin.lower = start;
+  if (has_end) prev_end = end;
+  unbounded_above = !has_end;
+  // Walk the range to its closing brace, which checks its syntax: left half read, a malformed
+  // tail (`"end":0 x}`) made the "count" lookup below corrupt memory inside simdjson 3.0's
+  // On Demand skipping (found by tools/fuzz, tests/fixtures/fuzz/collect_json).
+  if (auto e = range.reset().error()) return fail_json(e);
+  for (auto field : range) {
+    if (auto e = field.error()) return fail_json(e);
   }
   return true;
 }
