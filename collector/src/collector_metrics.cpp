@@ -91,7 +91,7 @@ ReasonCounts failures_by_reason(const CollectorSnapshot& s) {
 
 ReasonCounts rejected_by_reason(const CollectorSnapshot& s) {
   return {{"schema", s.pipeline.rejected_schema},
-          {"unstorable", s.pipeline.rejected_unstorable + s.sink.rejected_unstorable},
+          {"unstorable", s.pipeline.rejected_unstorable},
           {"timestamp", s.pipeline.rejected_timestamp},
           {"database", s.sink.rejected_database}};
 }

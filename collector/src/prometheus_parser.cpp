@@ -2,8 +2,13 @@
 
 #include <xxhash.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -16,6 +21,7 @@
 #include <span>
 
 #include "tally/common/names.h"
+#include "tally/common/timeseries_key.h"
 
 // Speed (issue 8): a scrape is read in two passes. The first reads each sample line and gathers
 // the lines of each series; the second turns each series into samples, allocating only what the
@@ -361,6 +367,50 @@ class SeriesIdBuilder {
   std::vector<std::size_t> order_;
 };
 
+// The position of the '}' that closes labels starting at `pos` (just after the '{'), skipping
+// quoted values and their escapes; npos when there is none. Every sample line goes through
+// here, so the bytes are searched 16 at a time for the three that matter ('"', '\\', '}'), and
+// only those are looked at one by one.
+std::size_t labels_end(std::string_view raw, std::size_t pos) {
+  bool quoted = false;
+  std::size_t escaped_until = pos;  // bytes before this are escaped ones (or read already)
+  const auto step = [&](std::size_t i) {  // true at the closing '}'
+    if (i < escaped_until) return false;
+    const char c = raw[i];
+    if (quoted) {
+      if (c == '\\') {
+        escaped_until = i + 2;
+      } else if (c == '"') {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == '}') {
+      return true;
+    }
+    return false;
+  };
+#ifdef __SSE2__
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i brace = _mm_set1_epi8('}');
+  for (; pos + 16 <= raw.size(); pos += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(raw.data() + pos));
+    auto mask = static_cast<uint32_t>(_mm_movemask_epi8(
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                     _mm_cmpeq_epi8(v, brace))));
+    for (; mask != 0; mask &= mask - 1) {
+      const std::size_t i = pos + static_cast<std::size_t>(std::countr_zero(mask));
+      if (step(i)) return i;
+    }
+  }
+#endif
+  for (; pos < raw.size(); ++pos) {
+    if (step(pos)) return pos;
+  }
+  return std::string_view::npos;
+}
+
 // The series text a sample line starts with: `name` or `name{labels}` as written (a '}' inside
 // a quoted value does not end it), and the length of the name. Empty when the line does not
 // start with a well-formed one; LineReader then says what is wrong.
@@ -376,22 +426,9 @@ SeriesText series_text(std::string_view raw) {
   const std::size_t name_length = pos;
   while (pos < raw.size() && (raw[pos] == ' ' || raw[pos] == '\t')) ++pos;
   if (pos == raw.size() || raw[pos] != '{') return {raw.substr(0, name_length), name_length};
-  bool quoted = false;
-  for (++pos; pos < raw.size(); ++pos) {
-    const char c = raw[pos];
-    if (quoted) {
-      if (c == '\\') {
-        ++pos;
-      } else if (c == '"') {
-        quoted = false;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == '}') {
-      return {raw.substr(0, pos + 1), name_length};
-    }
-  }
-  return {};
+  const std::size_t end = labels_end(raw, pos + 1);
+  if (end == std::string_view::npos) return {};
+  return {raw.substr(0, end + 1), name_length};
 }
 
 // Open addressing over the indices of a vector (slot = 1 + index, 0 = empty), at most half
@@ -461,8 +498,10 @@ struct CachedSeries {
   std::string metric;
   Fields fields;
   // Its metric name, fields and the target passed validate_sample (counters, gauges and
-  // histograms: the samples of one such series differ only in their datum).
+  // histograms: the samples of one such series differ only in their datum), and `key` is then
+  // their timeseries key.
   bool validated = false;
+  int64_t key = 0;
   SeriesStart start;
   uint64_t created_parse = 0;
   uint64_t last_parse = 0;  // the last parse that saw it
@@ -965,6 +1004,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
     sample.metric = Metric{std::move(metric_name), std::move(fields)};
     sample.timestamp = s.timestamp.value_or(scrape_time);
     sample.datum = std::move(datum);
+    if (names_valid) sample.key = cs.key;
     Status st;
     if (names_valid) {
       st = validate_datum(sample.datum);
@@ -976,6 +1016,15 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
       return Status::error("series '" + cs.family + "': " + st.message(), "decode");
     }
     return {};
+  };
+  // After emit() of a counter, gauge or histogram: the series passed validate_sample once, so
+  // its names are not checked again and its key is kept for the samples of later scrapes.
+  auto remember = [&](CachedSeries& cs, const Status& st) {
+    if (st.ok() && !cs.validated) {
+      cs.key = timeseries_key(out.back());
+      out.back().key = cs.key;
+    }
+    cs.validated = st.ok();
   };
 
   for (std::size_t n = 0; n < used; ++n) {
@@ -1008,14 +1057,14 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
         if (!s.value) continue;  // only _created seen
         const Timestamp start = start_for(cs, s.created, *s.value);
         st = emit(s, cs, cs.metric, cs.fields, Cumulative<double>{start, *s.value}, cs.validated);
-        cs.validated = st.ok();
+        remember(cs, st);
         break;
       }
       case Kind::kGauge:
       case Kind::kUntyped:
         if (!s.value) continue;
         st = emit(s, cs, cs.metric, cs.fields, *s.value, cs.validated);
-        cs.validated = st.ok();
+        remember(cs, st);
         break;
       case Kind::kSummary: {
         for (const auto& [q, v] : s.quantiles) {
@@ -1083,7 +1132,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
         h.squared_mean = NAN;
         h.start_time = start_for(cs, s.created, total);
         st = emit(s, cs, cs.metric, cs.fields, std::move(h), cs.validated);
-        cs.validated = st.ok();
+        remember(cs, st);
         break;
       }
     }

@@ -150,7 +150,7 @@ struct Counters {
   std::atomic<uint64_t> queued{0}, stored{0}, spooled{0}, replayed{0};
   std::atomic<uint64_t> dropped_queue_full{0}, dropped_spool_full{0}, dropped_spool_error{0},
       dropped_stopped{0};
-  std::atomic<uint64_t> rejected_unstorable{0}, rejected_database{0};
+  std::atomic<uint64_t> rejected_database{0};
   std::atomic<uint64_t> batches{0}, write_failures{0}, unjournaled{0}, push_waits{0};
   AtomicHistogram latency;
 };
@@ -328,7 +328,6 @@ class Sink::Impl {
     s.dropped_spool_full = counters_.dropped_spool_full.load();
     s.dropped_spool_error = counters_.dropped_spool_error.load();
     s.dropped_stopped = counters_.dropped_stopped.load();
-    s.rejected_unstorable = counters_.rejected_unstorable.load();
     s.rejected_database = counters_.rejected_database.load();
     s.batches_written = counters_.batches.load();
     s.write_failures = counters_.write_failures.load();
@@ -622,11 +621,6 @@ class Sink::Impl {
     add(counters_.stored, written.samples_written);
     add(counters_.batches, 1);
     counters_.latency.observe(took);
-    if (written.samples_rejected > 0) {
-      add(counters_.rejected_unstorable, written.samples_rejected);
-      log_warn("samples_unstorable",
-               {{"count", str(written.samples_rejected)}, {"first", written.first_rejection}});
-    }
   }
 
   void write(Segment batch) {

@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "tally/collector/copy_writer.h"
 #include "tally/common/collect_json.h"
 
 namespace tally::collector {
@@ -356,9 +357,12 @@ Result<std::size_t> decode_record(std::string_view data, std::vector<Sample>& ou
     return fail(Status::error("holds " + std::to_string(out.size() - first) +
                               " samples, header says " + std::to_string(count)));
   }
-  // The JSON decoder has validated its samples; the binary one checks only the structure.
-  for (std::size_t i = first; version == kBinaryVersion && i < out.size(); ++i) {
-    if (Status st = validate_sample(out[i]); !st.ok()) {
+  // The JSON decoder has validated its samples; the binary one checks only the structure. Both
+  // are checked as storable: what is replayed goes to the writer without the schema check.
+  for (std::size_t i = first; i < out.size(); ++i) {
+    Status st = version == kBinaryVersion ? validate_sample(out[i]) : Status();
+    if (st.ok()) st = check_storable(out[i]);
+    if (!st.ok()) {
       return fail(
           Status::error("payload: sample " + std::to_string(i - first) + ": " + st.message()));
     }

@@ -115,6 +115,11 @@ bool TimeseriesKeySet::contains(int64_t key) const {
   }
 }
 
+void TimeseriesKeySet::prefetch(int64_t key) const {
+  if (slots_.empty()) return;
+  __builtin_prefetch(&slots_[slot_of(static_cast<uint64_t>(key), shift_)]);
+}
+
 bool TimeseriesKeySet::insert(int64_t key) {
   if (key == 0) return !std::exchange(has_zero_, true);
   if ((size_ + 1) * 2 > slots_.size()) grow();

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "support/fixtures.h"
+#include "tally/common/timeseries_key.h"
 
 using tally::Cumulative;
 using tally::Histogram;
@@ -295,6 +296,41 @@ TEST_CASE("a scrape read from the series cache gives the samples a fresh parser 
   CHECK(field(find(*cached, "u"), "exported_instance") == "other");
   CHECK(warm.cached_series() == 7);
   CHECK(warm.cached_lines() == 13);
+}
+
+TEST_CASE("counters, gauges and histograms carry their timeseries key, summaries do not") {
+  auto p = parser();
+  for (int scrape = 0; scrape < 2; ++scrape) {
+    CAPTURE(scrape);
+    auto r = p.parse(kMixed, kScrape);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE(r->size() == 10);  // c×2, g×2, h, s×2 quantiles, s_sum, s_count, u
+    for (const Sample& s : *r) {
+      CAPTURE(s.metric.name);
+      const bool summary = s.metric.name.starts_with("s");
+      CHECK(s.key.has_value() == !summary);
+      if (s.key) CHECK(*s.key == tally::timeseries_key(s));
+    }
+  }
+}
+
+TEST_CASE("quotes, escapes and braces are found wherever they fall in the line") {
+  // The end of the labels is searched 16 bytes at a time: move the escapes across those blocks.
+  for (std::size_t pad = 0; pad < 40; ++pad) {
+    CAPTURE(pad);
+    const std::string value = std::string(pad, 'v') + "}\"{\\" + std::string(pad % 7, 'w');
+    const std::string text = "# TYPE m gauge\nm{" + std::string(pad % 5 + 1, 'a') + "=\"" +
+                             std::string(pad, 'v') + "}\\\"{\\\\" + std::string(pad % 7, 'w') +
+                             "\",z=\"}\"} 1\n";
+    auto p = parser();
+    for (int scrape = 0; scrape < 2; ++scrape) {  // read whole, then from the series cache
+      auto r = p.parse(text, kScrape);
+      REQUIRE_MESSAGE(r.ok(), r.error());
+      REQUIRE(r->size() == 1);
+      CHECK(field(r->at(0), std::string(pad % 5 + 1, 'a')) == value);
+      CHECK(field(r->at(0), "z") == "}");
+    }
+  }
 }
 
 TEST_CASE("the series cache forgets the series and lines a scrape no longer has") {

@@ -119,6 +119,25 @@ TEST_CASE("a record of format version 1 (the collect response JSON) still decode
   check_same(must_decode(sealed_record(1, static_cast<uint32_t>(samples.size()), json)), samples);
 }
 
+TEST_CASE("a sample Postgres cannot hold is refused: replays reach the writer unchecked") {
+  for (const uint32_t version : {1u, 2u}) {
+    CAPTURE(version);
+    std::vector<Sample> samples = zoo(6);
+    samples[2].metric.fields.push_back({"nul_text", FieldValue(std::string("a\0b", 3))});
+    REQUIRE(validate_sample(samples[2]).ok());
+    const std::vector<CollectItem> items = {{samples, std::nullopt}};
+    const std::string record =
+        version == 2 ? encode_record(samples)
+                     : sealed_record(1, static_cast<uint32_t>(samples.size()),
+                                     encode_collect_response(items));
+    std::vector<Sample> out = zoo(1);
+    const Result<std::size_t> n = decode_record(record, out);
+    REQUIRE_FALSE(n.ok());
+    CHECK(n.error() == "payload: sample 2: field 'nul_text' is not UTF-8 text without NUL");
+    check_same(out, zoo(1));
+  }
+}
+
 TEST_CASE("a damaged payload is refused with where, and the output is left as it was") {
   const std::vector<Sample> samples = zoo(2);
   std::string payload;

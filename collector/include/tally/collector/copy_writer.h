@@ -22,22 +22,22 @@ struct WriteStats {
   std::size_t samples_written = 0;
   // Rows this batch added to tally.timeseries (series another writer added first not counted).
   std::size_t series_created = 0;
-  // Samples Postgres cannot hold (see check_storable): skipped, never retried. Counted so the
-  // caller can report them by reason ("unstorable").
-  std::size_t samples_rejected = 0;
-  std::string first_rejection;  // why the first rejected sample was rejected
 };
 
 // OK when every value of `s` can be stored: timestamps and start_time in years 1…9999, string
 // datums and string field values valid UTF-8 without NUL (Postgres text cannot hold NUL),
 // histogram counts and n_samples ≤ INT64_MAX (bigint columns). Code "unstorable" otherwise.
+// Checked once, where samples enter the sink: the schema check (SchemaChecker) for what is
+// collected, decode_record for what is replayed from the journal or the spool.
 Status check_storable(const Sample& s);
 
 // Not thread-safe: one writer per thread (the sink's writer thread). Several writers, each on
 // its own connection, may write at once, from one process or many.
 class CopyWriter {
  public:
-  // Writes the storable samples of `batch`: one transaction holds the new tally.timeseries rows
+  // Writes `batch`, whose samples must all pass check_storable (the COPY text has no way to say a
+  // year beyond 9999; a NUL or a count beyond bigint makes Postgres refuse the batch with a data
+  // error, code "sqlstate_22…", which the sink splits down to the one sample). One transaction holds the new tally.timeseries rows
   // and every measurement row, so a failed write stores nothing and can be retried whole. Missing
   // day partitions are created first, in their own short transaction: partition DDL locks the
   // parent table, and doing it inside the data transaction could deadlock two writers.

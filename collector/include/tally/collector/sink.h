@@ -32,8 +32,8 @@
 //   when pushed after stop() (dropped_stopped). Every drop is counted.
 // - A batch Postgres refuses for its data (SQLSTATE class 22 or 23) is split in halves that are
 //   written alone, down to single samples; a single sample it refuses is counted
-//   (rejected_database) and logged. Samples CopyWriter finds unstorable are counted
-//   (rejected_unstorable).
+//   (rejected_database) and logged. Pushed samples must have passed check_storable (the schema
+//   check); replayed ones are checked by decode_record.
 // - At most one batch may be stored twice: the one whose COMMIT outcome was lost with the
 //   connection, or the journal segment or spool file whose batch committed just before the
 //   process was killed.
@@ -103,7 +103,7 @@ struct LatencyHistogram {
 
 // A snapshot of the sink's counters (each read atomically, not all at one instant). With no spool
 // left from an earlier run, whenever the writer is between two steps (always after stop()):
-//   samples_queued == samples_stored + rejected_* + dropped_spool_full + dropped_spool_error
+//   samples_queued == samples_stored + rejected_database + dropped_spool_full + dropped_spool_error
 //                     + queue_depth + in_flight + (samples_spooled - samples_replayed)
 // where the last term is what the spool holds (including files later found corrupt). Samples
 // push() drops for spool_error count as queued too (queue_full and stopped ones do not).
@@ -117,7 +117,6 @@ struct SinkStats {
   uint64_t dropped_spool_error = 0;  // the disk refused the spool: at stop(), or push() with
                                      // memory full meanwhile
   uint64_t dropped_stopped = 0;
-  uint64_t rejected_unstorable = 0;
   uint64_t rejected_database = 0;
   uint64_t batches_written = 0;
   uint64_t write_failures = 0;

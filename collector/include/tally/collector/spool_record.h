@@ -31,7 +31,7 @@ inline constexpr std::size_t kSpoolHeaderBytes = 32;
 std::string encode_record(std::span<const Sample> samples);
 
 // Checks the record at the start of `data` (header, length, checksum, payload, sample count,
-// every sample valid by validate_sample) and appends its samples to `out`. Returns the record's
+// every sample valid by validate_sample and storable by check_storable) and appends its samples to `out`. Returns the record's
 // size, or an error saying what is wrong; `out` then holds what it held before.
 Result<std::size_t> decode_record(std::string_view data, std::vector<Sample>& out);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "tally/common/datum.h"
@@ -28,6 +29,11 @@ struct Sample {
   uint32_t timeseries_version = 1;
   Timestamp timestamp;
   Datum datum;
+  // timeseries_key(*this), when whoever built the sample had it at hand: the Prometheus parser
+  // keeps it with each cached series, so the writer does not hash the same series text at every
+  // scrape. Empty means "not known" (the writer computes it). Whoever changes the target, the
+  // metric or the version of a sample must reset it; same_sample and the journal ignore it.
+  std::optional<int64_t> key;
 
   // "target_name:metric_name"
   std::string timeseries_name() const;

@@ -26,6 +26,9 @@ int64_t timeseries_key(const Sample& s);
 class TimeseriesKeySet {
  public:
   bool contains(int64_t key) const;
+  // Asks the CPU to fetch the cache line where `key` would be: a writer looking up a batch of
+  // keys prefetches a few ahead, since each lookup in a set of many series is a cache miss.
+  void prefetch(int64_t key) const;
   bool insert(int64_t key);  // false when it was there already
   void clear();              // and gives the memory back
   std::size_t size() const { return size_ + (has_zero_ ? 1 : 0); }
