@@ -82,9 +82,20 @@ class StoreSource final : public SchemaSource {
 
 }  // namespace
 
-struct SchemaChecker::Entry {
+namespace {
+
+struct CachedSchema {
   TimeseriesSchema stored;  // fields sorted by name
+  // The stored fields in the order the sample that created the entry listed them (its target
+  // fields, then its metric fields), when that sample matched: a producer lists the fields of a
+  // series in the same order every time, so matches() walks both in step, one name comparison per
+  // field, and falls back to searching by name only when the order differs.
+  std::vector<const FieldSchema*> sample_order;
 };
+
+}  // namespace
+
+struct SchemaChecker::Entry : CachedSchema {};
 
 struct SchemaChecker::Cache {
   // Entries are never erased, and unordered_map never moves its nodes, so an Entry* stays valid
@@ -97,16 +108,37 @@ namespace {
 // The cheap comparison of a sample with the stored schema of its (target, metric, version):
 // equal datum type and equal field sets, each field with the same type and source. Field names
 // are unique within a valid sample, so equal counts plus every sample field found means equal.
-bool matches(const TimeseriesSchema& stored, const Sample& s) {
+bool matches(const CachedSchema& entry, const Sample& s) {
+  const TimeseriesSchema& stored = entry.stored;
   if (datum_type(s.datum) != stored.datum_type) return false;
   const auto& fields = stored.fields;
   if (s.target.fields.size() + s.metric.fields.size() != fields.size()) return false;
-  const auto has = [&fields](const Field& f, FieldSource source) {
+  const auto same = [](const FieldSchema& want, const Field& f, FieldSource source) {
+    return want.type == field_type(f.value) && want.source == source;
+  };
+  if (!entry.sample_order.empty() || fields.empty()) {
+    std::size_t k = 0;
+    bool in_order = true;
+    for (const Fields* part : {&s.target.fields, &s.metric.fields}) {
+      const FieldSource source =
+          part == &s.target.fields ? FieldSource::kTarget : FieldSource::kMetric;
+      for (const Field& f : *part) {
+        const FieldSchema& want = *entry.sample_order[k++];
+        if (want.name != f.name) {
+          in_order = false;
+          break;
+        }
+        if (!same(want, f, source)) return false;  // the one field of that name differs
+      }
+      if (!in_order) break;
+    }
+    if (in_order) return true;
+  }
+  const auto has = [&](const Field& f, FieldSource source) {
     auto it = std::lower_bound(
         fields.begin(), fields.end(), f.name,
         [](const FieldSchema& a, const std::string& name) { return a.name < name; });
-    return it != fields.end() && it->name == f.name && it->type == field_type(f.value) &&
-           it->source == source;
+    return it != fields.end() && it->name == f.name && same(*it, f, source);
   };
   for (const Field& f : s.target.fields) {
     if (!has(f, FieldSource::kTarget)) return false;
@@ -115,6 +147,20 @@ bool matches(const TimeseriesSchema& stored, const Sample& s) {
     if (!has(f, FieldSource::kMetric)) return false;
   }
   return true;
+}
+
+// The stored fields in the order `s` lists them, if `s` matches; empty otherwise.
+std::vector<const FieldSchema*> order_of(const CachedSchema& entry, const Sample& s) {
+  std::vector<const FieldSchema*> order;
+  if (!matches(entry, s)) return order;
+  for (const Fields* part : {&s.target.fields, &s.metric.fields}) {
+    for (const Field& f : *part) {
+      order.push_back(&*std::lower_bound(
+          entry.stored.fields.begin(), entry.stored.fields.end(), f.name,
+          [](const FieldSchema& a, const std::string& name) { return a.name < name; }));
+    }
+  }
+  return order;
 }
 
 }  // namespace
@@ -182,6 +228,7 @@ const SchemaChecker::Entry* SchemaChecker::resolve(const Sample& s, SchemaCheckR
   entry->stored = std::move(checked->stored);
   std::sort(entry->stored.fields.begin(), entry->stored.fields.end(),
             [](const FieldSchema& a, const FieldSchema& b) { return a.name < b.name; });
+  entry->sample_order = order_of(*entry, s);
   std::unique_lock lock(mu_);
   Key key{s.target.name, s.metric.name, s.timeseries_version};
   auto [it, added] = cache_->entries.try_emplace(std::move(key), std::move(entry));
@@ -209,7 +256,7 @@ SchemaCheckResult SchemaChecker::check(std::vector<Sample> samples) {
     Verdict v = Verdict::kAccepted;
     if (entry == nullptr) {
       v = Verdict::kUnchecked;
-    } else if (!matches(entry->stored, s)) {
+    } else if (!matches(*entry, s)) {
       v = Verdict::kConflict;
       ++result.rejections.schema;
       if (std::find(reported.begin(), reported.end(), entry) == reported.end()) {

@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <type_traits>
@@ -27,12 +28,49 @@ constexpr uint32_t kJsonVersion = 1;
 constexpr uint32_t kBinaryVersion = 2;
 constexpr uint8_t kSameTarget = 1;
 
+// Appends to a string through its end pointer. A record is built from pieces of a few bytes,
+// and std::string::append's capacity check and call for each were most of the encoding's cost.
+// The string grows (zero-filled) by doubling; the destructor cuts it to what was written.
+class Appender {
+ public:
+  explicit Appender(std::string& out)
+      : out_(out), begin_(out.data()), end_(begin_ + out.size()), limit_(end_) {}
+  ~Appender() { out_.resize(size()); }
+  Appender(const Appender&) = delete;
+  Appender& operator=(const Appender&) = delete;
+
+  void append(const void* bytes, std::size_t n) {
+    reserve(n);
+    std::memcpy(end_, bytes, n);
+    end_ += n;
+  }
+  // Room for `n` more bytes.
+  void reserve(std::size_t n) {
+    if (static_cast<std::size_t>(limit_ - end_) < n) grow(n);
+  }
+  std::size_t size() const { return static_cast<std::size_t>(end_ - begin_); }
+
+ private:
+  void grow(std::size_t n) {
+    const std::size_t used = size();
+    out_.resize(std::max(out_.size() * 2, used + n));
+    begin_ = out_.data();
+    end_ = begin_ + used;
+    limit_ = begin_ + out_.size();
+  }
+
+  std::string& out_;
+  // Kept here rather than read from out_ at every append: the compiler must assume a memcpy into
+  // the string's bytes could change the string itself.
+  char* begin_;
+  char* end_;    // what was written; beyond it, up to limit_, is room
+  char* limit_;
+};
+
 template <class T>
-void put_raw(std::string& out, T v) {
+void put_raw(Appender& out, T v) {
   static_assert(std::is_trivially_copyable_v<T>);
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof(T));
-  out.append(bytes, sizeof(T));
+  out.append(&v, sizeof(T));
 }
 
 uint64_t checksum(std::string_view header24, std::string_view payload) {
@@ -54,15 +92,15 @@ T get_raw_at(const char* in) {
 
 // --- encoding ---
 
-void put_bytes(std::string& out, std::string_view bytes) {
+void put_bytes(Appender& out, std::string_view bytes) {
   put_raw(out, static_cast<uint32_t>(bytes.size()));
-  out.append(bytes);
+  out.append(bytes.data(), bytes.size());
 }
 
-void put_time(std::string& out, Timestamp t) { put_raw(out, t.time_since_epoch().count()); }
+void put_time(Appender& out, Timestamp t) { put_raw(out, t.time_since_epoch().count()); }
 
 template <class T>
-void put_value(std::string& out, const T& v) {
+void put_value(Appender& out, const T& v) {
   if constexpr (std::is_same_v<T, bool>) {
     put_raw(out, static_cast<uint8_t>(v ? 1 : 0));
   } else if constexpr (std::is_arithmetic_v<T>) {
@@ -72,9 +110,9 @@ void put_value(std::string& out, const T& v) {
   } else if constexpr (std::is_same_v<T, Bytes>) {
     put_bytes(out, {reinterpret_cast<const char*>(v.data()), v.size()});
   } else if constexpr (std::is_same_v<T, Uuid>) {
-    out.append(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
+    out.append(v.bytes.data(), v.bytes.size());
   } else if constexpr (std::is_same_v<T, IpAddr>) {
-    out.append(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
+    out.append(v.bytes.data(), v.bytes.size());
     put_value(out, v.v6);
   } else if constexpr (std::is_same_v<T, Missing>) {
     put_raw(out, static_cast<uint8_t>(v.datum_type));
@@ -100,12 +138,12 @@ void put_value(std::string& out, const T& v) {
 }
 
 template <class Variant>
-void put_variant(std::string& out, const Variant& v) {
+void put_variant(Appender& out, const Variant& v) {
   put_raw(out, static_cast<uint8_t>(v.index()));
   std::visit([&out](const auto& alternative) { put_value(out, alternative); }, v);
 }
 
-void put_fields(std::string& out, const Fields& fields) {
+void put_fields(Appender& out, const Fields& fields) {
   put_raw(out, static_cast<uint32_t>(fields.size()));
   for (const Field& f : fields) {
     put_bytes(out, f.name);
@@ -250,15 +288,16 @@ Status decode_json_samples(std::string_view payload, std::vector<Sample>& out) {
 
 }  // namespace
 
-void append_binary_samples(std::string& out, std::span<const Sample> samples) {
+void append_binary_samples(std::string& text, std::span<const Sample> samples) {
+  Appender out(text);
   const Target* previous = nullptr;
   const std::size_t start = out.size();
   for (const Sample& s : samples) {
     if (previous == &samples.front().target) {
-      // Growing a record of megabytes by doubling copies it again and again: reserve for the
+      // Growing a record of megabytes by doubling copies it again and again: make room for the
       // samples to come at the size of the first one (and a quarter more, for the mix).
       const std::size_t first = out.size() - start;
-      out.reserve(out.size() + (samples.size() - 1) * (first + first / 4));
+      out.reserve((samples.size() - 1) * (first + first / 4));
     }
     const bool same_target = previous != nullptr && s.target == *previous;
     put_raw(out, same_target ? kSameTarget : uint8_t{0});

@@ -110,6 +110,34 @@ TEST_CASE("samples that differ from the stored schema are rejected with both sch
   }
 }
 
+TEST_CASE("fields are matched by name whatever order a sample lists them in") {
+  // The checker walks a sample's fields in step with the order the first sample listed them,
+  // and searches by name when the order differs.
+  const auto with_fields = [](int64_t i, Fields metric_fields) {
+    Sample s = numbered_sample(i);
+    s.metric.fields = std::move(metric_fields);
+    return s;
+  };
+  const Fields listed = {{"shard", int64_t{1}}, {"zone", std::string("a")}};
+  const Fields reversed = {{"zone", std::string("a")}, {"shard", int64_t{1}}};
+  const Fields reversed_retyped = {{"zone", int64_t{7}}, {"shard", int64_t{1}}};
+  const Fields renamed = {{"shard", int64_t{1}}, {"region", std::string("a")}};
+
+  Fixture f;
+  auto result = f.checker->check({with_fields(0, listed), with_fields(1, reversed),
+                                  with_fields(2, reversed_retyped), with_fields(3, listed)});
+  CHECK(numbers_of(result.accepted) == std::vector<int64_t>{0, 1, 3});
+  CHECK(result.rejections.schema == 1);
+
+  // The first sample of a series conflicting with a stored schema leaves no order to follow.
+  Fixture g;
+  g.source->store(schema::derive_schema(with_fields(0, reversed)));
+  result = g.checker->check({with_fields(0, {{"shard", int64_t{1}}}), with_fields(1, listed),
+                             with_fields(2, reversed), with_fields(3, renamed)});
+  CHECK(numbers_of(result.accepted) == std::vector<int64_t>{1, 2});
+  CHECK(result.rejections.schema == 2);
+}
+
 TEST_CASE("a schema stored by someone else is the one samples are checked against") {
   Fixture f;
   TimeseriesSchema theirs = schema::derive_schema(numbered_sample(0));
