@@ -105,6 +105,14 @@ struct SchemaChecker::Cache {
 
 namespace {
 
+// The stored field named `name`, or fields.end() (fields sorted by name).
+std::vector<FieldSchema>::const_iterator find_field(const std::vector<FieldSchema>& fields,
+                                                    const std::string& name) {
+  auto it = std::lower_bound(fields.begin(), fields.end(), name,
+                             [](const FieldSchema& a, const std::string& n) { return a.name < n; });
+  return it != fields.end() && it->name == name ? it : fields.end();
+}
+
 // The cheap comparison of a sample with the stored schema of its (target, metric, version):
 // equal datum type and equal field sets, each field with the same type and source. Field names
 // are unique within a valid sample, so equal counts plus every sample field found means equal.
@@ -135,10 +143,8 @@ bool matches(const CachedSchema& entry, const Sample& s) {
     if (in_order) return true;
   }
   const auto has = [&](const Field& f, FieldSource source) {
-    auto it = std::lower_bound(
-        fields.begin(), fields.end(), f.name,
-        [](const FieldSchema& a, const std::string& name) { return a.name < name; });
-    return it != fields.end() && it->name == f.name && same(*it, f, source);
+    auto it = find_field(fields, f.name);
+    return it != fields.end() && same(*it, f, source);
   };
   for (const Field& f : s.target.fields) {
     if (!has(f, FieldSource::kTarget)) return false;
@@ -154,11 +160,7 @@ std::vector<const FieldSchema*> order_of(const CachedSchema& entry, const Sample
   std::vector<const FieldSchema*> order;
   if (!matches(entry, s)) return order;
   for (const Fields* part : {&s.target.fields, &s.metric.fields}) {
-    for (const Field& f : *part) {
-      order.push_back(&*std::lower_bound(
-          entry.stored.fields.begin(), entry.stored.fields.end(), f.name,
-          [](const FieldSchema& a, const std::string& name) { return a.name < name; }));
-    }
+    for (const Field& f : *part) order.push_back(&*find_field(entry.stored.fields, f.name));
   }
   return order;
 }

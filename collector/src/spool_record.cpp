@@ -63,7 +63,7 @@ class Appender {
   // Kept here rather than read from out_ at every append: the compiler must assume a memcpy into
   // the string's bytes could change the string itself.
   char* begin_;
-  char* end_;    // what was written; beyond it, up to limit_, is room
+  char* end_;  // what was written; beyond it, up to limit_, is room
   char* limit_;
 };
 

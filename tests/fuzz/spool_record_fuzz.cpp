@@ -1,7 +1,7 @@
 // The spool's binary sample encoding (collector/spool_record.h) on arbitrary bytes: the first
 // four bytes are the sample count, the rest the payload. No crash, UB, leak or huge allocation;
 // what decodes re-encodes to a payload that decodes to the same samples; and a record made of
-// it by encode_record decodes when its samples are valid, or is refused.
+// it by encode_record decodes when its samples are valid and storable, or is refused.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fuzz_support.h"
+#include "tally/collector/copy_writer.h"
 #include "tally/collector/spool_record.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
@@ -33,10 +34,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
 
   bool valid = true;
-  for (const tally::Sample& s : samples) valid = valid && tally::validate_sample(s).ok();
+  for (const tally::Sample& s : samples) {
+    valid = valid && tally::validate_sample(s).ok() && tally::collector::check_storable(s).ok();
+  }
   std::vector<tally::Sample> from_record;
   auto n = tally::collector::decode_record(tally::collector::encode_record(samples), from_record);
-  check(n.ok() == valid, "a record decodes exactly when its samples are valid",
+  check(n.ok() == valid, "a record decodes exactly when its samples are valid and storable",
         n.ok() ? "" : n.error());
   return 0;
 }

@@ -37,10 +37,11 @@ class CopyWriter {
  public:
   // Writes `batch`, whose samples must all pass check_storable (the COPY text has no way to say a
   // year beyond 9999; a NUL or a count beyond bigint makes Postgres refuse the batch with a data
-  // error, code "sqlstate_22…", which the sink splits down to the one sample). One transaction holds the new tally.timeseries rows
-  // and every measurement row, so a failed write stores nothing and can be retried whole. Missing
-  // day partitions are created first, in their own short transaction: partition DDL locks the
-  // parent table, and doing it inside the data transaction could deadlock two writers.
+  // error, code "sqlstate_22…", which the sink splits down to the one sample). One transaction
+  // holds the new tally.timeseries rows and every measurement row, so a failed write stores nothing
+  // and can be retried whole. Missing day partitions are created first, in their own short
+  // transaction: partition DDL locks the parent table, and doing it inside the data transaction
+  // could deadlock two writers.
   //
   // On error nothing of the batch is stored and the caches only hold what is committed; the
   // status has code "connection" when the connection broke (spool the batch, reconnect, retry).
