@@ -135,6 +135,18 @@ bool same_text(std::string_view a, std::string_view b) {
 }
 
 std::optional<double> parse_value(std::string_view text) {
+  // Bucket counts, counters and many gauges are whole numbers (most lines of a scrape): up to 15
+  // digits are below 2^53, so they are read exactly by hand, without from_chars.
+  if (!text.empty() && text.size() <= 15) {
+    uint64_t n = 0;
+    std::size_t i = 0;
+    for (; i < text.size(); ++i) {
+      const unsigned digit = static_cast<unsigned char>(text[i]) - unsigned{'0'};
+      if (digit > 9) break;
+      n = n * 10 + digit;
+    }
+    if (i == text.size()) return static_cast<double>(n);
+  }
   double v = 0;
   // Most values are plain numbers: the named ones start with a letter or a sign.
   if (!text.empty() && text[0] >= '0' && text[0] <= '9') {

@@ -60,7 +60,7 @@ constexpr std::size_t malloc_block(std::size_t n) {
 // A string's heap block, if it outgrew the small string buffer (std::string{}.capacity(): 15 in
 // libstdc++).
 std::size_t heap_bytes(const std::string& s) {
-  static const std::size_t kInline = std::string().capacity();
+  constexpr std::size_t kInline = std::string().capacity();
   return s.capacity() > kInline ? malloc_block(s.capacity() + 1) : 0;
 }
 

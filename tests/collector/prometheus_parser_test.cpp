@@ -314,6 +314,27 @@ TEST_CASE("counters, gauges and histograms carry their timeseries key, summaries
   }
 }
 
+TEST_CASE("whole numbers read by hand agree with from_chars, up to 15 digits and beyond") {
+  const std::vector<std::pair<std::string, double>> values = {
+      {"0", 0},
+      {"007", 7},
+      {"999999999999999", 999999999999999.0},
+      {"9007199254740993", 9007199254740992.0},  // 16 digits: from_chars rounds to even
+      {"12345678901234567890", 12345678901234567890.0},
+      {"1.5", 1.5},
+      {"1e3", 1000}};
+  for (const auto& [text, want] : values) {
+    CAPTURE(text);
+    auto r = parser().parse("# TYPE g gauge\ng " + text + "\n", kScrape);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(std::get<double>(r->at(0).datum) == want);
+  }
+  for (const std::string text : {"12a", "1_2", "0x10", "１２"}) {
+    CAPTURE(text);
+    CHECK_FALSE(parser().parse("# TYPE g gauge\ng " + text + "\n", kScrape).ok());
+  }
+}
+
 TEST_CASE("quotes, escapes and braces are found wherever they fall in the line") {
   // The end of the labels is searched 16 bytes at a time: move the escapes across those blocks.
   for (std::size_t pad = 0; pad < 40; ++pad) {
