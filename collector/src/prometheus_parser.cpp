@@ -28,8 +28,11 @@
 // samples own. Between scrapes the parser keeps a series cache, as Prometheus does: a line whose
 // `name{labels}` text was read before is looked up by that text and reuses the series it
 // belongs to (identity, type, le or quantile, and, once built, the metric name and fields and
-// the validation of their names), so a steady scrape reads no labels: per line it finds the end
-// of the series text, hashes it and reads the value. Start times live in the cached series.
+// the validation of their names, and the timeseries key), so a steady scrape reads no labels:
+// per line it compares the start of the line with the series text of the line expected next
+// (the cache keeps the last scrape's order), and only when that fails finds the end of the
+// series text and looks it up by hash; then it reads the value. Start times live in the cached
+// series.
 namespace tally::collector {
 namespace {
 

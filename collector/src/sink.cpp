@@ -57,11 +57,13 @@ constexpr std::size_t malloc_block(std::size_t n) {
   return n == 0 ? 0 : std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
 }
 
-// A string's heap block, if it outgrew the small string buffer (std::string{}.capacity(): 15 in
-// libstdc++).
+// std::string{}.capacity(), 15 in libstdc++: read once here rather than through a function's
+// static at every call (clang cannot make it a constant expression).
+const std::size_t kInlineStringCapacity = std::string().capacity();
+
+// A string's heap block, if it outgrew the small string buffer.
 std::size_t heap_bytes(const std::string& s) {
-  constexpr std::size_t kInline = std::string().capacity();
-  return s.capacity() > kInline ? malloc_block(s.capacity() + 1) : 0;
+  return s.capacity() > kInlineStringCapacity ? malloc_block(s.capacity() + 1) : 0;
 }
 
 template <class T>
