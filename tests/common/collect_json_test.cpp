@@ -908,6 +908,61 @@ TEST_CASE("decode: one bad sample rejects the whole response") {
   CHECK(r.error() == "[0].info[1].measurement.datum: unknown type 'i65'");
 }
 
+// The decoder copies a target whose text is the one it decoded last (decode_target).
+TEST_CASE("decode: every sample gets its own target, repeated or not") {
+  Sample a = make_sample(int64_t{1});
+  Sample b = make_sample(int64_t{2});
+  b.target.fields[0].value = std::string("apj");  // the same length: only the bytes differ
+  Sample c = make_sample(int64_t{3});
+  c.target.name = "other_service";
+  c.target.fields.pop_back();
+  const std::vector<Sample> samples = {a, a, b, a, c, c, b};
+  const std::vector<Sample> back = decode_samples(encode(samples));
+  REQUIRE(back.size() == samples.size());
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    CAPTURE(i);
+    CHECK(same_sample(back[i], samples[i]));
+  }
+  // The same target written with other spacing is another text, decoded to the same target.
+  std::string json = encode({a, a});
+  const std::size_t second = json.rfind(R"("target":{"name")");
+  REQUIRE(second != std::string::npos);
+  json.insert(second + 10, " ");
+  const std::vector<Sample> spaced = decode_samples(json);
+  REQUIRE(spaced.size() == 2);
+  CHECK(same_sample(spaced[1], a));
+}
+
+TEST_CASE("decode: a malformed target is refused after the same target decoded well") {
+  const std::string json = encode({make_sample(int64_t{1}), make_sample(int64_t{2})});
+  const std::size_t second = json.rfind(R"("target":{"name")");
+  REQUIRE(second != std::string::npos);
+  struct Case {
+    std::string what, from, to, error;
+  };
+  const std::vector<Case> cases = {
+      {"missing colon", R"("name":"http_service")", R"("name" "http_service")", "invalid JSON"},
+      {"name not a string", R"("name":"http_service")", R"("name":5)",
+       "[0].info[1].target.name: expected a string, got a number"},
+      {"duplicate key", R"("name":"http_service")", R"("name":"http_service","name":"x")",
+       "[0].info[1].target: duplicate key 'name'"},
+      {"fields missing", R"("fields":)", R"("fieldz":)", "[0].info[1].target: missing key 'fields'"},
+      {"field name and key differ", R"("name":{"name":"name")", R"("name":{"name":"nome")",
+       "[0].info[1].target.fields.name: the key 'name' differs from the field's name 'nome'"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    std::string bad = json;
+    const std::size_t at = bad.find(c.from, second);
+    REQUIRE(at != std::string::npos);
+    bad.replace(at, c.from.size(), c.to);
+    Result<std::vector<CollectItem>> r = decode_collect_response(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == "decode");
+    CHECK_MESSAGE(r.error().find(c.error) != std::string::npos, r.error());
+  }
+}
+
 TEST_CASE("decode: long values are cut short in messages") {
   const std::string long_type(10000, 'x');
   Result<std::vector<CollectItem>> r =
