@@ -629,10 +629,6 @@ struct PrometheusParser::Cache {
     next = 0;
   }
 
-  // The line after the one found last, if it has this series text: a target mostly writes its
-  // lines in the same order at every scrape, and the cache keeps them in the order it first
-  // read them, so this finds most lines without hashing and with memory read in sequence (a
-  // lookup in the table costs a cache miss or three).
   // The line expected next (see next_line), when `raw` starts with its series text and that
   // text has labels: series_text(raw) would find exactly that text (the same bytes up to the
   // first '}' outside quotes), so in a steady scrape a line's series text is found with one
@@ -649,6 +645,10 @@ struct PrometheusParser::Cache {
     return &l;
   }
 
+  // The line after the one found last, if it has this series text: a target mostly writes its
+  // lines in the same order at every scrape, and the cache keeps them in the order it first
+  // read them, so this finds most lines without hashing and with memory read in sequence (a
+  // lookup in the table costs a cache miss or three).
   CachedLine* next_line(std::string_view series_text) {
     if (next >= lines.size()) return nullptr;
     CachedLine& l = lines[next];

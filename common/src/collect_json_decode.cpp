@@ -256,7 +256,6 @@ class Decoder {
   std::size_t depth_ = 0;
   std::size_t n_samples_ = 0;
   Status error_;
-  const char* padded_end_ = nullptr;  // the end of the document's padding
   // The target decoded last and its JSON text (a view of the document: see decode_target).
   Target last_target_;
   std::string_view last_target_json_;
@@ -266,7 +265,6 @@ Result<std::vector<CollectItem>> Decoder::decode(std::string_view json) {
   std::string& padded = buffers_.padded;
   padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(padded.data(), json.data(), json.size());
-  padded_end_ = padded.data() + padded.size();
 
   std::vector<CollectItem> items;
   od::document doc;
@@ -448,11 +446,11 @@ bool Decoder::check_sample(const Sample& s, std::string_view name) {
 }
 
 // Producers repeat one target in every sample of a response, and it was decoded again for each
-// (+5-7 % decode speed without: tools/benchmarks/decode_bench.cpp). The target object is skipped through the document (its text taken as it goes) and,
-// when that text is byte for byte the one decoded last, the target decoded from it is copied:
-// the same bytes decode to the same target. A new text is decoded on its own by a second parser,
-// walked member by member to its closing brace, so the skip (which checks no syntax) lets
-// nothing malformed through.
+// (+5-7 % decode speed without: tools/benchmarks/decode_bench.cpp). The target object is skipped
+// through the document (its text taken as it goes) and, when that text is byte for byte the one
+// decoded last, the target decoded from it is copied: the same bytes decode to the same target.
+// A new text is decoded on its own by a second parser, walked member by member to its closing
+// brace, so the skip (which checks no syntax) lets nothing malformed through.
 bool Decoder::decode_target(od::value v, Target& target) {
   od::object obj;
   if (!get_object(v, obj)) return false;
@@ -466,7 +464,8 @@ bool Decoder::decode_target(od::value v, Target& target) {
 bool Decoder::decode_target_text(std::string_view text) {
   od::document doc;
   // The text lies inside the document, so the document's padding follows it.
-  const auto capacity = static_cast<std::size_t>(padded_end_ - text.data());
+  const std::string& padded = buffers_.padded;
+  const auto capacity = static_cast<std::size_t>(padded.data() + padded.size() - text.data());
   if (auto e = buffers_.target_parser.iterate(text.data(), text.size(), capacity).get(doc)) {
     return fail_json(e);
   }
