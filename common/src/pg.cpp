@@ -89,6 +89,18 @@ Result<Rows> Connection::exec(const std::string& sql, const Params& params) {
 }
 
 Status Connection::copy_in(const std::string& copy_statement, std::string_view data) {
+  // Large chunks keep the number of calls (and syscalls) low; libpq buffers internally.
+  constexpr std::size_t kChunk = 1 << 20;
+  std::size_t at = 0;
+  return copy_in(copy_statement, [&] {
+    const std::string_view chunk = data.substr(at, kChunk);
+    at += chunk.size();
+    return chunk;
+  });
+}
+
+Status Connection::copy_in(const std::string& copy_statement,
+                           const std::function<std::string_view()>& next_chunk) {
   pg_result* r = PQexec(conn_, copy_statement.c_str());
   if (PQresultStatus(r) != PGRES_COPY_IN) {
     Status s = error_status("COPY failed to start", r);
@@ -96,11 +108,8 @@ Status Connection::copy_in(const std::string& copy_statement, std::string_view d
     return s;
   }
   PQclear(r);
-  // libpq buffers internally; large chunks keep the number of calls (and syscalls) low.
-  constexpr std::size_t kChunk = 1 << 20;
-  for (std::size_t at = 0; at < data.size(); at += kChunk) {
-    const std::size_t n = std::min(kChunk, data.size() - at);
-    if (PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) != 1) {
+  for (std::string_view chunk = next_chunk(); !chunk.empty(); chunk = next_chunk()) {
+    if (PQputCopyData(conn_, chunk.data(), static_cast<int>(chunk.size())) != 1) {
       PQputCopyEnd(conn_, "send failed");
       while (pg_result* rest = PQgetResult(conn_)) PQclear(rest);
       return error_status("COPY send failed", nullptr);

@@ -218,6 +218,30 @@ TEST_CASE("a series is stored once across batches and writers and repeats within
   CHECK((*series)[3].timestamp == kT0 + std::chrono::seconds(3));
 }
 
+// Rows are sent in chunks of 64 KiB (copy_writer.cpp): a batch of many chunks, in each table,
+// arrives whole and in order.
+TEST_CASE("a batch larger than many COPY chunks is stored whole, value for value") {
+  std::vector<Sample> batch;
+  for (int i = 0; i < 3000; ++i) {
+    batch.push_back(sample("gauge", 0.5 + i, kT0 + std::chrono::microseconds(i)));
+    batch.push_back(sample("counter", Cumulative<uint64_t>{kStart, static_cast<uint64_t>(i)},
+                           kT0 + std::chrono::microseconds(i)));
+  }
+  Fixture f(batch);
+  CopyWriter writer;
+  CHECK(must_write(writer, *f.conn, batch).samples_written == batch.size());
+  CHECK(f.count("tally.measurements_f64") == "3000");
+  CHECK(f.count("tally.measurements_cumulative_u64") == "3000");
+  auto gauges = schema::read_samples(*f.conn, timeseries_key(batch[0]));
+  REQUIRE_MESSAGE(gauges.ok(), gauges.error());
+  REQUIRE(gauges->size() == 3000);
+  for (int i = 0; i < 3000; i += 599) {
+    CAPTURE(i);
+    CHECK(same_sample((*gauges)[i], batch[2 * i]));
+  }
+  CHECK(same_sample(gauges->back(), batch[2 * 2999]));
+}
+
 TEST_CASE("samples on two days create one partition per day and land in it") {
   const std::vector<Sample> batch = {sample("gauge", 1.0, at("2026-11-22T23:59:59.999999Z")),
                                      sample("gauge", 2.0, at("2026-11-23T00:00:00Z"))};

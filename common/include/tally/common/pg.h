@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,6 +61,12 @@ class Connection {
   Result<Rows> exec(const std::string& sql, const Params& params);
   // Runs `copy_statement` ("COPY t (a, b) FROM STDIN") and sends `data` in COPY text format.
   Status copy_in(const std::string& copy_statement, std::string_view data);
+  // The same, with the data made while it is sent: `next_chunk` is called until it returns an
+  // empty view, and each chunk goes to the server before the next is asked for. The server
+  // parses one chunk while the caller makes the next, so a writer that formats rows in chunks
+  // of tens of KB overlaps its formatting with Postgres's COPY instead of adding to it.
+  Status copy_in(const std::string& copy_statement,
+                 const std::function<std::string_view()>& next_chunk);
 
   // True once the server connection is gone; the owner should open a new one.
   bool broken() const;
