@@ -5,17 +5,27 @@
 // a warm-up batch first, as in a collector that has been running for a while.
 //
 //   tally_ingest_bench --url postgresql://… [--producers 10] [--samples 1000] [--rounds 10]
+//   tally_ingest_bench --url postgresql://… --raw-seconds S [--batch 5000] BODY.json…
 //
 // Prints one JSON line per figure on stdout (tools/bench collects them).
+//
+// With --raw-seconds S it measures only the raw side, as the baseline of the end-to-end figure:
+// the stand-in producers' bodies (`tally_mix_body json`, so the very rows the collector stores)
+// decoded and formatted in batches of --batch samples before the clock starts, then BEGIN, one
+// COPY per table, COMMIT for each batch in turn for S seconds, into the tables in whatever state
+// the end-to-end run has brought them to. Prints {"raw_copy_rate": samples/s, ...}.
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "copy_format.h"
+#include "tally/common/collect_json.h"
 #include "tally/collector/copy_writer.h"
 #include "tally/common/pg.h"
 #include "tally/common/timeseries_key.h"
@@ -46,15 +56,21 @@ std::vector<tally::Sample> round_samples(std::size_t producers, std::size_t per_
   return out;
 }
 
-// The baseline: rows formatted before the clock starts, then BEGIN, one COPY per table, COMMIT.
-double raw_copy_seconds(tally::pg::Connection& conn, const std::vector<tally::Sample>& batch) {
-  std::array<std::string, tally::schema::kMeasurementTableCount> rows;
+// One transaction's rows: one COPY buffer per measurement table.
+using TableRows = std::array<std::string, tally::schema::kMeasurementTableCount>;
+
+TableRows format_rows(const std::vector<tally::Sample>& batch) {
+  TableRows rows;
   for (const tally::Sample& s : batch) {
     const auto table = tally::schema::measurement_table(tally::datum_type(s.datum));
     tally::collector::append_measurement_row(rows[static_cast<int>(table)],
                                              tally::timeseries_key(s), s);
   }
-  const auto start = Clock::now();
+  return rows;
+}
+
+// BEGIN, one COPY per table, COMMIT.
+void copy_rows(tally::pg::Connection& conn, const TableRows& rows) {
   auto tx = tally::schema::Transaction::begin(conn);
   if (!tx.ok()) die("BEGIN: " + tx.error());
   for (int t = 0; t < tally::schema::kMeasurementTableCount; ++t) {
@@ -67,7 +83,52 @@ double raw_copy_seconds(tally::pg::Connection& conn, const std::vector<tally::Sa
     if (!st.ok()) die("raw COPY: " + st.message());
   }
   if (tally::Status st = tx->commit(); !st.ok()) die("COMMIT: " + st.message());
+}
+
+// The baseline: rows formatted before the clock starts, then BEGIN, one COPY per table, COMMIT.
+double raw_copy_seconds(tally::pg::Connection& conn, const std::vector<tally::Sample>& batch) {
+  const TableRows rows = format_rows(batch);
+  const auto start = Clock::now();
+  copy_rows(conn, rows);
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The end-to-end figure's baseline (--raw-seconds): the stand-in producers' bodies decoded
+// (not timed) into batches of `batch` samples, copied in turn until `seconds` have passed.
+void raw_copy_for(tally::pg::Connection& conn, const std::vector<std::string>& body_paths,
+                  std::size_t batch, double seconds) {
+  std::vector<TableRows> batches;
+  std::vector<std::size_t> sizes;
+  std::vector<tally::Sample> pending;
+  auto close_batch = [&] {
+    batches.push_back(format_rows(pending));
+    sizes.push_back(pending.size());
+    pending.clear();
+  };
+  for (const std::string& path : body_paths) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string body{std::istreambuf_iterator<char>(in), {}};
+    auto items = tally::decode_collect_response(body);
+    if (!items.ok()) die(path + ": " + items.error());
+    for (tally::CollectItem& item : *items) {
+      for (tally::Sample& s : item.samples) {
+        pending.push_back(std::move(s));
+        if (pending.size() == batch) close_batch();
+      }
+    }
+  }
+  if (!pending.empty()) close_batch();
+  if (batches.empty()) die("no samples in the bodies");
+  std::size_t samples = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  for (std::size_t i = 0; elapsed < seconds; i = (i + 1) % batches.size()) {
+    copy_rows(conn, batches[i]);
+    samples += sizes[i];
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  std::printf("{\"raw_copy_rate\": %.0f, \"samples\": %zu, \"seconds\": %.2f}\n",
+              static_cast<double>(samples) / elapsed, samples, elapsed);
 }
 
 double copy_writer_seconds(tally::pg::Connection& conn, tally::collector::CopyWriter& writer,
@@ -89,8 +150,17 @@ int main(int argc, char** argv) {
   std::size_t producers = 10;
   std::size_t per_producer = 1000;
   int rounds = 10;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  double raw_seconds = 0;
+  std::size_t batch = 5000;
+  std::vector<std::string> bodies;
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (!flag.starts_with("--")) {
+      bodies.push_back(flag);
+      --i;
+      continue;
+    }
+    if (i + 1 == argc) die(flag + " needs a value");
     if (flag == "--url")
       url = argv[i + 1];
     else if (flag == "--producers")
@@ -99,6 +169,10 @@ int main(int argc, char** argv) {
       per_producer = std::strtoul(argv[i + 1], nullptr, 10);
     else if (flag == "--rounds")
       rounds = std::atoi(argv[i + 1]);
+    else if (flag == "--raw-seconds")
+      raw_seconds = std::strtod(argv[i + 1], nullptr);
+    else if (flag == "--batch")
+      batch = std::strtoul(argv[i + 1], nullptr, 10);
     else
       die("unknown flag " + flag);
   }
@@ -108,6 +182,11 @@ int main(int argc, char** argv) {
   if (!conn.ok()) die("connect: " + conn.error());
   if (Status st = tally::schema::apply_migrations(**conn); !st.ok())
     die("migrations: " + st.message());
+  if (raw_seconds > 0) {
+    if (batch == 0 || bodies.empty()) die("--raw-seconds needs --batch > 0 and body files");
+    raw_copy_for(**conn, bodies, batch, raw_seconds);
+    return 0;
+  }
 
   tally::collector::CopyWriter writer;
   copy_writer_seconds(**conn, writer, round_samples(producers, per_producer, 0));  // warm-up
