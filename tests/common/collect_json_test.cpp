@@ -253,6 +253,17 @@ TEST_CASE("decode: histogram bins become lower edges") {
   CHECK(h.bins == std::vector<Bin<int64_t>>{{-5, 1}, {0, 2}, {10, 3}});
 }
 
+TEST_CASE("decode: a range's keys in any order, unknown keys skipped, give the same bins") {
+  // The edges come before the type, or around it, with unknown keys between.
+  const std::string json = doc(histogram(
+      "histogram_i64", R"([{"range":{"end":0,"x":[1,{"y":2}],"start":-5,"type":"range"},"count":1},
+                            {"range":{"start":0,"type":"range","end":10},"count":2},
+                            {"range":{"start":10,"z":null,"type":"range_from"},"count":3}])"));
+  const std::vector<Sample> samples = decode_samples(json);
+  const auto& h = std::get<Histogram<int64_t>>(samples[0].datum);
+  CHECK(h.bins == std::vector<Bin<int64_t>>{{-5, 1}, {0, 2}, {10, 3}});
+}
+
 TEST_CASE("decode: non-finite floats are strings, integers are accepted as floats") {
   const std::vector<Sample> nan = decode_samples(doc(R"({"type":"f64","datum":"NaN"})"));
   CHECK(std::isnan(std::get<double>(nan[0].datum)));
@@ -872,6 +883,12 @@ std::vector<BadCase> bad_cases() {
       {"range end missing",
        doc(histogram("histogram_u8", R"([{"range":{"type":"range_to"},"count":1}])")),
        "bins[0].range: missing key 'end'"},
+      {"range start missing",
+       doc(histogram("histogram_u8", R"([{"range":{"type":"range_from"},"count":1}])")),
+       "bins[0].range: missing key 'start'"},
+      {"range type missing",
+       doc(histogram("histogram_u8", R"([{"range":{"start":1},"count":1}])")),
+       "bins[0].range: missing key 'type'"},
       {"bin count missing",
        doc(histogram("histogram_u8", R"([{"range":{"type":"range_from","start":1}}])")),
        "bins[0]: missing key 'count'"},
@@ -1080,4 +1097,16 @@ TEST_CASE("a histogram whose bins are not closed is refused cleanly") {
 // simdjson's assertion. The bin object is now walked too.
 TEST_CASE("a bin whose range ends in malformed containers is refused cleanly") {
   check_fixture_refused("range_not_closed");
+}
+
+// Found by tools/fuzz (collect_json) when the samples were no longer counted before being read:
+// a field value and the metric object left unclosed (`"value":-9228:}`, `"fields":{}|,`) are
+// passed over by the lookups, and only the count's walk of the array noticed the structure
+// ending in the wrong place. Without it the response decoded. The count stays.
+TEST_CASE("a sample whose objects are left unclosed inside is refused, with or without a limit") {
+  check_fixture_refused("sample_not_closed");
+  const std::string body = tally::test::read_fixture("fuzz/collect_json/sample_not_closed");
+  auto limited = tally::decode_collect_response(body, {.max_samples = 0});
+  REQUIRE_FALSE(limited.ok());
+  CHECK(limited.status().code() == "decode");
 }
