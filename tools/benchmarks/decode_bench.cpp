@@ -1,7 +1,8 @@
 // Decode benchmarks (DESIGN.md §10: oximeter-JSON decode ≥ 500 MB/s on one core): the collect
 // response of §3.1 and Prometheus text (§3.2), 10,000 samples of the bench mix per body.
-// Baselines over the same bytes, same run: memcpy (reading the bytes at all) and simdjson's DOM
-// parse (the parser Tally's decoder is built on, with no model building: its physical limit).
+// Baselines over the same bytes, same run: memcpy (reading the bytes at all), simdjson's DOM
+// parse (simdjson's fastest full parse, with no model building: the physical limit) and an On
+// Demand walk of every value (the API Tally's decoder is built on, with no model building).
 // Run by tools/bench; never part of the tests.
 #include <benchmark/benchmark.h>
 #include <simdjson.h>
@@ -68,6 +69,79 @@ void BM_SimdjsonDomParse(benchmark::State& state) {
   report(state, body.size(), kSamples);
 }
 BENCHMARK(BM_SimdjsonDomParse);
+
+// Every value of the document visited once through simdjson's On Demand API, the one Tally's
+// decoder is built on: keys and strings unescaped, numbers parsed, nothing built, nothing
+// checked. The floor of any decoder on that API that reads every value, as Tally's must (it
+// validates and stores them all): what is left above it is model building and validation.
+simdjson::error_code walk_value(simdjson::ondemand::value v, std::size_t& scalars) {
+  namespace od = simdjson::ondemand;
+  od::json_type type;
+  if (auto e = v.type().get(type)) return e;
+  switch (type) {
+    case od::json_type::array: {
+      od::array array;
+      if (auto e = v.get_array().get(array)) return e;
+      for (auto element : array) {
+        od::value child;
+        if (auto e = element.get(child)) return e;
+        if (auto e = walk_value(child, scalars)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::object: {
+      od::object object;
+      if (auto e = v.get_object().get(object)) return e;
+      for (auto member : object) {
+        od::field field;
+        if (auto e = std::move(member).get(field)) return e;
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return e;
+        if (auto e = walk_value(field.value(), scalars)) return e;
+      }
+      return simdjson::SUCCESS;
+    }
+    case od::json_type::number: {
+      double d = 0;
+      ++scalars;
+      return v.get_double().get(d);
+    }
+    case od::json_type::string: {
+      std::string_view text;
+      ++scalars;
+      return v.get_string().get(text);
+    }
+    case od::json_type::boolean: {
+      bool b = false;
+      ++scalars;
+      return v.get_bool().get(b);
+    }
+    case od::json_type::null:
+      ++scalars;
+      return v.is_null().error();
+  }
+  return simdjson::INCORRECT_TYPE;
+}
+
+void BM_SimdjsonOnDemandWalk(benchmark::State& state) {
+  const std::string& body = json_body();
+  simdjson::padded_string padded(body);
+  simdjson::ondemand::parser parser;
+  std::size_t scalars = 0;
+  for (auto _ : state) {
+    scalars = 0;
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::value root;
+    if (parser.iterate(padded).get(doc) || doc.get_value().get(root) || walk_value(root, scalars)) {
+      state.SkipWithError("On Demand walk failed");
+      break;
+    }
+    benchmark::DoNotOptimize(scalars);
+  }
+  report(state, body.size(), kSamples);
+  state.counters["scalars"] = static_cast<double>(scalars);
+}
+BENCHMARK(BM_SimdjsonOnDemandWalk);
 
 // Every field of every sample, so that a decode that built less than the whole model fails.
 std::size_t count_fields(const std::vector<tally::Sample>& samples) {
