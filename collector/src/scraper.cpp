@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "tally/common/http_append_body.h"
 #include "tally/common/network.h"
 
 namespace tally::collector {
@@ -92,38 +93,6 @@ struct Job {
 };
 
 class Connection;
-
-// http::string_body, except that the reader appends what arrives: string_body resizes the string
-// first, zero-filling every byte it then overwrites (2.5 % of a scraping collector's CPU). The
-// parser's body_limit is checked against Content-Length before init() reserves it.
-struct ResponseBody {
-  using value_type = std::string;
-  static std::uint64_t size(const value_type& body) { return body.size(); }
-
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
-    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
-      if (length) body_.reserve(static_cast<std::size_t>(*length));
-      ec = {};
-    }
-    template <class ConstBufferSequence>
-    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
-      std::size_t n = 0;
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        body_.append(static_cast<const char*>(b.data()), b.size());
-        n += b.size();
-      }
-      ec = {};
-      return n;
-    }
-    void finish(beast::error_code& ec) { ec = {}; }
-
-   private:
-    value_type& body_;
-  };
-};
 
 // Scraper::Impl's body, at namespace scope so that Connection may name it.
 struct ScraperCore {
@@ -425,7 +394,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string host_;
   beast::flat_buffer buffer_;
   http::request<http::empty_body> request_;
-  std::optional<http::response_parser<ResponseBody>> parser_;
+  std::optional<http::response_parser<AppendBody>> parser_;
 
   Job job_;
   bool active_ = false;

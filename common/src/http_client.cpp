@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "tally/common/http_append_body.h"
 #include "tally/common/network.h"
 #include "tally/common/time.h"
 
@@ -154,7 +155,7 @@ Result<HttpResponse> http_request(const HttpClientOptions& options, std::string_
   // consumes the body as it goes): without room a 6 MB body takes 12,000 reads.
   beast::flat_buffer buffer;
   buffer.reserve(64 * 1024);
-  http::response_parser<http::string_body> parser;
+  http::response_parser<AppendBody> parser;
   parser.body_limit(options.max_body_bytes);
   parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
   ec = run_step(
