@@ -21,6 +21,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,7 @@ void raw_copy_for(tally::pg::Connection& conn, const std::vector<std::string>& b
     sizes.push_back(pending.size());
     pending.clear();
   };
+  std::set<tally::schema::Day> days;
   for (const std::string& path : body_paths) {
     std::ifstream in(path, std::ios::binary);
     const std::string body{std::istreambuf_iterator<char>(in), {}};
@@ -112,6 +114,7 @@ void raw_copy_for(tally::pg::Connection& conn, const std::vector<std::string>& b
     if (!items.ok()) die(path + ": " + items.error());
     for (tally::CollectItem& item : *items) {
       for (tally::Sample& s : item.samples) {
+        days.insert(tally::schema::day_of(s.timestamp));
         pending.push_back(std::move(s));
         if (pending.size() == batch) close_batch();
       }
@@ -119,6 +122,13 @@ void raw_copy_for(tally::pg::Connection& conn, const std::vector<std::string>& b
   }
   if (!pending.empty()) close_batch();
   if (batches.empty()) die("no samples in the bodies");
+  // The tables' partitions for those days (the collector has made them in an end-to-end run).
+  tally::collector::CopyWriter partitions;
+  for (tally::schema::Day day : days) {
+    if (tally::Status st = partitions.ensure_partitions(conn, day); !st.ok()) {
+      die("creating partitions: " + st.message());
+    }
+  }
   std::size_t samples = 0;
   const auto start = Clock::now();
   double elapsed = 0;
@@ -153,28 +163,28 @@ int main(int argc, char** argv) {
   double raw_seconds = 0;
   std::size_t batch = 5000;
   std::vector<std::string> bodies;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (!flag.starts_with("--")) {
-      bodies.push_back(flag);
-      --i;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!arg.starts_with("--")) {
+      bodies.push_back(arg);
       continue;
     }
-    if (i + 1 == argc) die(flag + " needs a value");
-    if (flag == "--url")
-      url = argv[i + 1];
-    else if (flag == "--producers")
-      producers = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (flag == "--samples")
-      per_producer = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (flag == "--rounds")
-      rounds = std::atoi(argv[i + 1]);
-    else if (flag == "--raw-seconds")
-      raw_seconds = std::strtod(argv[i + 1], nullptr);
-    else if (flag == "--batch")
-      batch = std::strtoul(argv[i + 1], nullptr, 10);
+    if (i + 1 == argc) die(arg + " needs a value");
+    const char* value = argv[++i];
+    if (arg == "--url")
+      url = value;
+    else if (arg == "--producers")
+      producers = std::strtoul(value, nullptr, 10);
+    else if (arg == "--samples")
+      per_producer = std::strtoul(value, nullptr, 10);
+    else if (arg == "--rounds")
+      rounds = std::atoi(value);
+    else if (arg == "--raw-seconds")
+      raw_seconds = std::strtod(value, nullptr);
+    else if (arg == "--batch")
+      batch = std::strtoul(value, nullptr, 10);
     else
-      die("unknown flag " + flag);
+      die("unknown flag " + arg);
   }
   if (url.empty()) die("no --url and no TALLY_DATABASE_URL");
 
