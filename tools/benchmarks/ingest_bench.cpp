@@ -98,12 +98,14 @@ double raw_copy_seconds(tally::pg::Connection& conn, const std::vector<tally::Sa
 // (not timed) into batches of `batch` samples, copied in turn until `seconds` have passed.
 void raw_copy_for(tally::pg::Connection& conn, const std::vector<std::string>& body_paths,
                   std::size_t batch, double seconds) {
-  std::vector<TableRows> batches;
-  std::vector<std::size_t> sizes;
+  struct Batch {
+    TableRows rows;
+    std::size_t samples;
+  };
+  std::vector<Batch> batches;
   std::vector<tally::Sample> pending;
   auto close_batch = [&] {
-    batches.push_back(format_rows(pending));
-    sizes.push_back(pending.size());
+    batches.push_back({format_rows(pending), pending.size()});
     pending.clear();
   };
   std::set<tally::schema::Day> days;
@@ -133,8 +135,8 @@ void raw_copy_for(tally::pg::Connection& conn, const std::vector<std::string>& b
   const auto start = Clock::now();
   double elapsed = 0;
   for (std::size_t i = 0; elapsed < seconds; i = (i + 1) % batches.size()) {
-    copy_rows(conn, batches[i]);
-    samples += sizes[i];
+    copy_rows(conn, batches[i].rows);
+    samples += batches[i].samples;
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
   std::printf("{\"raw_copy_rate\": %.0f, \"samples\": %zu, \"seconds\": %.2f}\n",
