@@ -77,11 +77,10 @@ void append_bin_edges(std::string& out, const std::vector<Bin<T>>& bins) {
     std::string text;
   };
   thread_local Memo memo;
-  const bool hit = memo.edges.size() == bins.size() &&
-                   std::equal(bins.begin(), bins.end(), memo.edges.begin(),
-                              [](const Bin<T>& b, const std::optional<T>& e) {
-                                return same_edge(b.lower, e);
-                              });
+  const bool hit =
+      memo.edges.size() == bins.size() &&
+      std::equal(bins.begin(), bins.end(), memo.edges.begin(),
+                 [](const Bin<T>& b, const std::optional<T>& e) { return same_edge(b.lower, e); });
   if (!hit) {
     memo.edges.clear();
     memo.text = "{";
@@ -199,14 +198,14 @@ void append_measurement_row(std::string& out, int64_t key, const Sample& s) {
 void append_series_row(std::string& out, int64_t key, const Sample& s) {
   append_integer(out, key);
   out += '\t';
-  out += s.target.name;  // names match [a-z0-9_]: nothing to escape
+  out += s.target().name;  // names match [a-z0-9_]: nothing to escape
   out += ':';
-  out += s.metric.name;
+  out += s.metric().name;
   out += '\t';
-  append_integer(out, s.timeseries_version);
+  append_integer(out, s.timeseries_version());
   out += '\t';
   std::string json;
-  schema::append_series_fields_json(json, s.target.fields, s.metric.fields);
+  schema::append_series_fields_json(json, s.target().fields, s.metric().fields);
   pg::append_copy_text(out, json);
   out += '\n';
 }

@@ -52,7 +52,7 @@ Result<WriteStats> CopyWriter::write(pg::Connection& conn, std::span<const Sampl
   constexpr std::size_t kPrefetchAhead = 8;
   std::vector<int64_t> keys;
   keys.reserve(batch.size());
-  for (const Sample& s : batch) keys.push_back(s.key ? *s.key : timeseries_key(s));
+  for (const Sample& s : batch) keys.push_back(s.key());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Sample& s = batch[i];
     if (i + kPrefetchAhead < keys.size()) known_series_.prefetch(keys[i + kPrefetchAhead]);
@@ -92,18 +92,18 @@ Result<WriteStats> CopyWriter::write(pg::Connection& conn, std::span<const Sampl
     if (samples.empty()) continue;
     const auto table = static_cast<MeasurementTable>(t);
     std::size_t next = 0;
-    status = conn.copy_in("COPY " + schema::table_name(table) + " (" +
-                              std::string(schema::table_columns(table)) + ") FROM STDIN",
-                          [&] {
-                            chunk.clear();
-                            for (; next < samples.size() && chunk.size() < kCopyChunkBytes;
-                                 ++next) {
-                              const uint32_t i = samples[next];
-                              append_measurement_row(chunk, keys[i], batch[i]);
-                            }
-                            return std::string_view(chunk);
-                          })
-                 .with_context("writing " + schema::table_name(table));
+    status =
+        conn.copy_in("COPY " + schema::table_name(table) + " (" +
+                         std::string(schema::table_columns(table)) + ") FROM STDIN",
+                     [&] {
+                       chunk.clear();
+                       for (; next < samples.size() && chunk.size() < kCopyChunkBytes; ++next) {
+                         const uint32_t i = samples[next];
+                         append_measurement_row(chunk, keys[i], batch[i]);
+                       }
+                       return std::string_view(chunk);
+                     })
+            .with_context("writing " + schema::table_name(table));
   }
   if (status.ok()) status = tx->commit();
   if (!status.ok()) {

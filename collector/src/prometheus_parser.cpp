@@ -21,7 +21,6 @@
 #include <span>
 
 #include "tally/common/names.h"
-#include "tally/common/timeseries_key.h"
 
 // Speed (issue 8): a scrape is read in two passes. The first reads each sample line and gathers
 // the lines of each series; the second turns each series into samples, allocating only what the
@@ -388,7 +387,7 @@ class SeriesIdBuilder {
 // only those are looked at one by one.
 std::size_t labels_end(std::string_view raw, std::size_t pos) {
   bool quoted = false;
-  std::size_t escaped_until = pos;  // bytes before this are escaped ones (or read already)
+  std::size_t escaped_until = pos;        // bytes before this are escaped ones (or read already)
   const auto step = [&](std::size_t i) {  // true at the closing '}'
     if (i < escaped_until) return false;
     const char c = raw[i];
@@ -512,11 +511,10 @@ struct CachedSeries {
   bool built = false;  // metric and fields are set (and labels dropped)
   std::string metric;
   Fields fields;
-  // Its metric name, fields and the target passed validate_sample (counters, gauges and
-  // histograms: the samples of one such series differ only in their datum), and `key` is then
-  // their timeseries key.
-  bool validated = false;
-  int64_t key = 0;
+  // The timeseries of its samples, made and checked (validate_timeseries) at the first scrape
+  // that emits one, and shared by the samples of every later scrape: counters, gauges and
+  // histograms (a summary's quantiles, _sum and _count are series of their own, made each time).
+  TimeseriesRef timeseries;
   SeriesStart start;
   uint64_t created_parse = 0;
   uint64_t last_parse = 0;  // the last parse that saw it
@@ -949,7 +947,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
       cs.slot = used;
       if (cs.kind != r.kind) {
         cs.kind = r.kind;
-        cs.validated = false;
+        cs.timeseries.reset();
       }
       ++cache.series_seen;
       if (used == series.size()) series.emplace_back();
@@ -1030,37 +1028,35 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
     return start;
   };
 
-  // `names_valid`: the series' names and fields passed validate_sample before, so only the
-  // datum is left to check.
-  auto emit = [&](const Series& s, const CachedSeries& cs, std::string metric_name, Fields fields,
-                  Datum datum, bool names_valid) -> Status {
-    if (out.size() >= max_samples) return too_many_samples(max_samples);
-    Sample& sample = out.emplace_back();
-    sample.target = Target{source_.target_name, target_fields};
-    sample.metric = Metric{std::move(metric_name), std::move(fields)};
-    sample.timestamp = s.timestamp.value_or(scrape_time);
-    sample.datum = std::move(datum);
-    if (names_valid) sample.key = cs.key;
-    Status st;
-    if (names_valid) {
-      st = validate_datum(sample.datum);
-      if (!st.ok()) st = st.with_context("timeseries '" + sample.timeseries_name() + "'");
-    } else {
-      st = validate_sample(sample);
-    }
-    if (!st.ok()) {
+  const auto make_series = [&](const CachedSeries& cs, std::string metric_name,
+                               Fields fields) -> Result<TimeseriesRef> {
+    TimeseriesRef t = make_timeseries(Target{source_.target_name, target_fields},
+                                      Metric{std::move(metric_name), std::move(fields)});
+    if (Status st = validate_timeseries(*t); !st.ok()) {
       return Status::error("series '" + cs.family + "': " + st.message(), "decode");
     }
-    return {};
+    return t;
   };
-  // After emit() of a counter, gauge or histogram: the series passed validate_sample once, so
-  // its names are not checked again and its key is kept for the samples of later scrapes.
-  auto remember = [&](CachedSeries& cs, const Status& st) {
-    if (st.ok() && !cs.validated) {
-      cs.key = timeseries_key(out.back());
-      out.back().key = cs.key;
+  const auto kept_series = [&](CachedSeries& cs) -> Result<TimeseriesRef> {
+    if (!cs.timeseries) {
+      auto made = make_series(cs, cs.metric, cs.fields);
+      if (!made.ok()) return made.status();
+      cs.timeseries = std::move(*made);
     }
-    cs.validated = st.ok();
+    return cs.timeseries;
+  };
+  const auto emit = [&](const Series& s, const CachedSeries& cs, Result<TimeseriesRef> series,
+                        Datum datum) -> Status {
+    if (out.size() >= max_samples) return too_many_samples(max_samples);
+    if (!series.ok()) return series.status();
+    Status st = validate_datum(datum);
+    out.push_back(Sample{std::move(*series), s.timestamp.value_or(scrape_time), std::move(datum)});
+    if (!st.ok()) {
+      return Status::error("series '" + cs.family + "': timeseries '" +
+                               out.back().timeseries_name() + "': " + st.message(),
+                           "decode");
+    }
+    return {};
   };
 
   for (std::size_t n = 0; n < used; ++n) {
@@ -1092,30 +1088,29 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
       case Kind::kCounter: {
         if (!s.value) continue;  // only _created seen
         const Timestamp start = start_for(cs, s.created, *s.value);
-        st = emit(s, cs, cs.metric, cs.fields, Cumulative<double>{start, *s.value}, cs.validated);
-        remember(cs, st);
+        st = emit(s, cs, kept_series(cs), Cumulative<double>{start, *s.value});
         break;
       }
       case Kind::kGauge:
       case Kind::kUntyped:
         if (!s.value) continue;
-        st = emit(s, cs, cs.metric, cs.fields, *s.value, cs.validated);
-        remember(cs, st);
+        st = emit(s, cs, kept_series(cs), *s.value);
         break;
       case Kind::kSummary: {
         for (const auto& [q, v] : s.quantiles) {
           Fields qf = cs.fields;
           qf.push_back({"quantile", FieldValue(q)});
-          if (st = emit(s, cs, cs.metric, std::move(qf), v, false); !st.ok()) break;
+          if (st = emit(s, cs, make_series(cs, cs.metric, std::move(qf)), v); !st.ok()) break;
         }
         if (!st.ok()) break;
         const Timestamp start = start_for(cs, s.created, s.count.value_or(0));
         if (s.sum) {
-          st = emit(s, cs, cs.metric + "_sum", cs.fields, Cumulative<double>{start, *s.sum}, false);
+          st = emit(s, cs, make_series(cs, cs.metric + "_sum", cs.fields),
+                    Cumulative<double>{start, *s.sum});
         }
         if (st.ok() && s.count) {
-          st = emit(s, cs, cs.metric + "_count", cs.fields, Cumulative<double>{start, *s.count},
-                    false);
+          st = emit(s, cs, make_series(cs, cs.metric + "_count", cs.fields),
+                    Cumulative<double>{start, *s.count});
         }
         break;
       }
@@ -1167,8 +1162,7 @@ Status PrometheusParser::parse_into(std::string_view text, Timestamp scrape_time
         h.max = NAN;
         h.squared_mean = NAN;
         h.start_time = start_for(cs, s.created, total);
-        st = emit(s, cs, cs.metric, cs.fields, std::move(h), cs.validated);
-        remember(cs, st);
+        st = emit(s, cs, kept_series(cs), std::move(h));
         break;
       }
     }

@@ -152,9 +152,22 @@ void observe(CollectionLatency& h, std::chrono::microseconds d) {
   h.sum_seconds += seconds;
 }
 
-std::shared_ptr<PrometheusParser> make_parser(const ProducerTarget& t) {
-  if (t.format != config::ProducerFormat::kPrometheus) return nullptr;
-  return std::make_shared<PrometheusParser>(PrometheusSource{t.target_name, t.id, t.address});
+// What decoding a producer's responses keeps from one collection to the next, by format: the
+// Prometheus parser (its series cache), or the JSON decoder's memo of the last response's
+// timeseries. One collection of a producer runs at a time; a producer whose format, address or
+// target name changes gets a new one, and a running decode keeps the old one through its own
+// reference.
+struct ProducerDecoder {
+  std::optional<PrometheusParser> prometheus;
+  CollectDecodeMemo oximeter;
+};
+
+std::shared_ptr<ProducerDecoder> make_decoder(const ProducerTarget& t) {
+  auto d = std::make_shared<ProducerDecoder>();
+  if (t.format == config::ProducerFormat::kPrometheus) {
+    d->prometheus.emplace(PrometheusSource{t.target_name, t.id, t.address});
+  }
+  return d;
 }
 
 // The outcome of one collection after decoding.
@@ -165,8 +178,7 @@ struct Outcome {
   std::vector<ProducerError> producer_errors;
 };
 
-Outcome decode(const FetchResult& fetched, config::ProducerFormat format, PrometheusParser* parser,
-               std::size_t max_samples) {
+Outcome decode(const FetchResult& fetched, ProducerDecoder& decoder, std::size_t max_samples) {
   Outcome out;
   if (!fetched.ok()) {
     out.reason = fetched.reason;
@@ -177,15 +189,16 @@ Outcome decode(const FetchResult& fetched, config::ProducerFormat format, Promet
     out.reason = s.code() == reason::kTooManySamples ? reason::kTooManySamples : reason::kDecode;
     out.message = s.message();
   };
-  if (format == config::ProducerFormat::kPrometheus) {
-    auto parsed = parser->parse(fetched.body, fetched.started_at, max_samples);
+  if (decoder.prometheus) {
+    auto parsed = decoder.prometheus->parse(fetched.body, fetched.started_at, max_samples);
     if (!parsed.ok())
       fail(parsed.status());
     else
       out.samples = std::move(*parsed);
     return out;
   }
-  auto items = decode_collect_response(fetched.body, {.max_samples = max_samples});
+  auto items =
+      decode_collect_response(fetched.body, {.max_samples = max_samples}, &decoder.oximeter);
   if (!items.ok()) {
     fail(items.status());
     return out;
@@ -252,15 +265,14 @@ class Scheduler::Impl {
       if (added) {
         e.generation = next_generation_++;
         e.state.target = target;
-        e.parser = make_parser(target);
+        e.decoder = make_decoder(target);
         schedule_.set(target.id, target.interval, clock_.now());
       } else {
         if (e.state.target == target) return;
         const ProducerTarget old = std::exchange(e.state.target, target);
         if (old.format != target.format || old.address != target.address ||
             old.target_name != target.target_name) {
-          // A running decode keeps the old parser through its own reference.
-          e.parser = make_parser(target);
+          e.decoder = make_decoder(target);
         }
         schedule_.set(target.id, target.interval, clock_.now());
       }
@@ -376,7 +388,7 @@ class Scheduler::Impl {
   struct Entry {
     ProducerState state;
     uint64_t generation = 0;  // tells a re-added producer from the one removed before
-    std::shared_ptr<PrometheusParser> parser;  // Prometheus format only
+    std::shared_ptr<ProducerDecoder> decoder;
     std::string logged_reason;          // the failure reason logged last ("" after a success)
     std::string logged_producer_error;  // the producer error logged last
   };
@@ -386,7 +398,7 @@ class Scheduler::Impl {
     Uuid id;
     uint64_t generation;
     FetchRequest request;
-    std::shared_ptr<PrometheusParser> parser;
+    std::shared_ptr<ProducerDecoder> decoder;
   };
 
   ProducerState state_of(const Uuid& id, const Entry& e, Clock::time_point now,
@@ -417,7 +429,7 @@ class Scheduler::Impl {
     ++totals_.collections;
     ++in_progress_;
     const ProducerTarget& t = e.state.target;
-    return Launch{t.id, e.generation, FetchRequest{t.id, t.address, t.route, t.format}, e.parser};
+    return Launch{t.id, e.generation, FetchRequest{t.id, t.address, t.route, t.format}, e.decoder};
   }
 
   void launch(std::vector<Launch> launches) {
@@ -434,8 +446,7 @@ class Scheduler::Impl {
 
   void complete(const Launch& l, FetchResult fetched) {
     const auto decode_start = std::chrono::steady_clock::now();
-    Outcome out =
-        decode(fetched, l.request.format, l.parser.get(), options_.max_samples_per_collection);
+    Outcome out = decode(fetched, *l.decoder, options_.max_samples_per_collection);
     const auto duration = fetched.duration + std::chrono::duration_cast<std::chrono::microseconds>(
                                                  std::chrono::steady_clock::now() - decode_start);
     const bool cancelled = out.reason == reason::kCancelled;

@@ -46,7 +46,9 @@ struct KeyEqual {
   }
 };
 
-KeyView key_of(const Sample& s) { return {s.target.name, s.metric.name, s.timeseries_version}; }
+KeyView key_of(const Sample& s) {
+  return {s.target().name, s.metric().name, s.timeseries_version()};
+}
 
 std::string conflict_text(const TimeseriesSchema& stored, const TimeseriesSchema& incoming,
                           const std::string& difference) {
@@ -120,16 +122,16 @@ bool matches(const CachedSchema& entry, const Sample& s) {
   const TimeseriesSchema& stored = entry.stored;
   if (datum_type(s.datum) != stored.datum_type) return false;
   const auto& fields = stored.fields;
-  if (s.target.fields.size() + s.metric.fields.size() != fields.size()) return false;
+  if (s.target().fields.size() + s.metric().fields.size() != fields.size()) return false;
   const auto same = [](const FieldSchema& want, const Field& f, FieldSource source) {
     return want.type == field_type(f.value) && want.source == source;
   };
   if (!entry.sample_order.empty() || fields.empty()) {
     std::size_t k = 0;
     bool in_order = true;
-    for (const Fields* part : {&s.target.fields, &s.metric.fields}) {
+    for (const Fields* part : {&s.target().fields, &s.metric().fields}) {
       const FieldSource source =
-          part == &s.target.fields ? FieldSource::kTarget : FieldSource::kMetric;
+          part == &s.target().fields ? FieldSource::kTarget : FieldSource::kMetric;
       for (const Field& f : *part) {
         const FieldSchema& want = *entry.sample_order[k++];
         if (want.name != f.name) {
@@ -146,10 +148,10 @@ bool matches(const CachedSchema& entry, const Sample& s) {
     auto it = find_field(fields, f.name);
     return it != fields.end() && same(*it, f, source);
   };
-  for (const Field& f : s.target.fields) {
+  for (const Field& f : s.target().fields) {
     if (!has(f, FieldSource::kTarget)) return false;
   }
-  for (const Field& f : s.metric.fields) {
+  for (const Field& f : s.metric().fields) {
     if (!has(f, FieldSource::kMetric)) return false;
   }
   return true;
@@ -159,7 +161,7 @@ bool matches(const CachedSchema& entry, const Sample& s) {
 std::vector<const FieldSchema*> order_of(const CachedSchema& entry, const Sample& s) {
   std::vector<const FieldSchema*> order;
   if (!matches(entry, s)) return order;
-  for (const Fields* part : {&s.target.fields, &s.metric.fields}) {
+  for (const Fields* part : {&s.target().fields, &s.metric().fields}) {
     for (const Field& f : *part) order.push_back(&*find_field(entry.stored.fields, f.name));
   }
   return order;
@@ -232,7 +234,7 @@ const SchemaChecker::Entry* SchemaChecker::resolve(const Sample& s, SchemaCheckR
             [](const FieldSchema& a, const FieldSchema& b) { return a.name < b.name; });
   entry->sample_order = order_of(*entry, s);
   std::unique_lock lock(mu_);
-  Key key{s.target.name, s.metric.name, s.timeseries_version};
+  Key key{s.target().name, s.metric().name, s.timeseries_version()};
   auto [it, added] = cache_->entries.try_emplace(std::move(key), std::move(entry));
   return it->second.get();
 }

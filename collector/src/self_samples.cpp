@@ -49,12 +49,8 @@ class SelfSamples {
 
  private:
   void add(std::string_view metric, Datum datum, Fields fields) {
-    Sample s;
-    s.target = target_;
-    s.metric = Metric{std::string(metric), std::move(fields)};
-    s.timestamp = now_;
-    s.datum = std::move(datum);
-    out_.push_back(std::move(s));
+    out_.push_back(Sample{make_timeseries(target_, Metric{std::string(metric), std::move(fields)}),
+                          now_, std::move(datum)});
   }
 
   Target target_;

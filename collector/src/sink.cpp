@@ -103,17 +103,6 @@ std::size_t queued_bytes(std::span<const Sample> samples) {
   return n;
 }
 
-// Gives back the field vectors' unused capacity: decoders grow them as they read (the JSON one
-// reserves 4 fields, then doubles), and in the queue that slack would be a third of a typical
-// sample's memory for as long as it waits. One exact allocation and a move of a few Fields per
-// trimmed vector, on the pushing thread — small next to the journal's encoding there.
-void trim(std::vector<Sample>& samples) {
-  for (Sample& s : samples) {
-    if (s.target.fields.capacity() > s.target.fields.size()) s.target.fields.shrink_to_fit();
-    if (s.metric.fields.capacity() > s.metric.fields.size()) s.metric.fields.shrink_to_fit();
-  }
-}
-
 // The samples of one batch-to-be, and the journal segment that holds them on disk. push() packs
 // whole pushes into the back segment up to batch_size samples; the writer takes the front one.
 struct Segment {
@@ -429,7 +418,6 @@ class Sink::Impl {
   // A push cut into pieces of at most batch_size samples (most pushes are one piece), each
   // encoded as a journal record. No lock held.
   std::vector<Piece> cut(std::vector<Sample> samples) const {
-    trim(samples);
     std::vector<Piece> pieces;
     if (samples.size() <= options_.batch_size) {
       // The vector becomes (part of) a segment as it is: spare capacity a decoder left would sit
@@ -806,8 +794,12 @@ class Sink::Impl {
 };
 
 std::size_t queued_sample_bytes(const Sample& s) {
-  return sizeof(Sample) + heap_bytes(s.target.name) + heap_bytes(s.target.fields) +
-         heap_bytes(s.metric.name) + heap_bytes(s.metric.fields) + heap_bytes(s.datum);
+  // The timeseries counts in full with each sample, though the samples of a series share it
+  // (and so do successive collections'): an upper bound, as if every sample had its own.
+  // make_shared's block holds the control block (16 bytes) and the Timeseries.
+  return sizeof(Sample) + malloc_block(16 + sizeof(Timeseries)) + heap_bytes(s.target().name) +
+         heap_bytes(s.target().fields) + heap_bytes(s.metric().name) +
+         heap_bytes(s.metric().fields) + heap_bytes(s.datum);
 }
 
 std::unique_ptr<BatchWriter> make_copy_batch_writer(ConnectionFactory factory) {

@@ -293,24 +293,25 @@ void append_binary_samples(std::string& text, std::span<const Sample> samples) {
   const Target* previous = nullptr;
   const std::size_t start = out.size();
   for (const Sample& s : samples) {
-    if (previous == &samples.front().target) {
+    if (previous == &samples.front().target()) {
       // Growing a record of megabytes by doubling copies it again and again: make room for the
       // samples to come at the size of the first one (and a quarter more, for the mix).
       const std::size_t first = out.size() - start;
       out.reserve((samples.size() - 1) * (first + first / 4));
     }
-    const bool same_target = previous != nullptr && s.target == *previous;
+    const bool same_target =
+        previous != nullptr && (previous == &s.target() || s.target() == *previous);
     put_raw(out, same_target ? kSameTarget : uint8_t{0});
     if (!same_target) {
-      put_bytes(out, s.target.name);
-      put_fields(out, s.target.fields);
+      put_bytes(out, s.target().name);
+      put_fields(out, s.target().fields);
     }
-    put_bytes(out, s.metric.name);
-    put_fields(out, s.metric.fields);
-    put_raw(out, s.timeseries_version);
+    put_bytes(out, s.metric().name);
+    put_fields(out, s.metric().fields);
+    put_raw(out, s.timeseries_version());
     put_time(out, s.timestamp);
     put_variant(out, s.datum);
-    previous = &s.target;
+    previous = &s.target();
   }
 }
 
@@ -325,26 +326,33 @@ Status decode_binary_samples(std::string_view payload, uint32_t count, std::vect
   }
   out.reserve(first + count);
   for (uint32_t i = 0; i < count && !in.failed(); ++i) {
-    Sample& s = out.emplace_back();
+    Target target;
     const auto flags = in.raw<uint8_t>();
     if (flags > kSameTarget) in.fail("flags " + std::to_string(flags));
     if ((flags & kSameTarget) != 0) {
-      if (out.size() == first + 1)
+      if (out.size() == first)
         in.fail("the first sample refers to a previous target");
       else
-        s.target = out[out.size() - 2].target;
+        target = out.back().target();
     } else {
-      get_value(in, s.target.name);
-      get_fields(in, s.target.fields);
+      get_value(in, target.name);
+      get_fields(in, target.fields);
     }
-    get_value(in, s.metric.name);
-    get_fields(in, s.metric.fields);
-    s.timeseries_version = in.raw<uint32_t>();
-    s.timestamp = get_time(in);
-    s.datum = get_variant<Datum>(in);
+    Metric metric;
+    get_value(in, metric.name);
+    get_fields(in, metric.fields);
+    const auto version = in.raw<uint32_t>();
+    const Timestamp timestamp = get_time(in);
+    Datum datum = get_variant<Datum>(in);
+    if (in.failed()) break;
+    out.push_back(Sample{make_timeseries(std::move(target), std::move(metric), version), timestamp,
+                         std::move(datum)});
   }
   if (!in.failed() && !in.at_end()) in.fail("bytes left after the last sample");
-  if (in.failed()) return Status::error(in.error());
+  if (in.failed()) {
+    out.resize(first);
+    return Status::error(in.error());
+  }
   return {};
 }
 

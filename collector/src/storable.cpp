@@ -107,8 +107,8 @@ Status check_storable(const Sample& s) {
   if (auto start = start_time(s.datum)) {
     if (Status st = check_time(*start, "start_time"); !st.ok()) return st;
   }
-  if (Status st = check_fields(s.target.fields); !st.ok()) return st;
-  if (Status st = check_fields(s.metric.fields); !st.ok()) return st;
+  if (Status st = check_fields(s.target().fields); !st.ok()) return st;
+  if (Status st = check_fields(s.metric().fields); !st.ok()) return st;
   return check_datum(s.datum);
 }
 

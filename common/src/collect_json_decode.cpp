@@ -13,6 +13,7 @@
 //   segment: an error inside it is reported at the union, e.g. "….fields.id.value: 'zz' is
 //   not a hyphenated UUID" or "….measurement.datum.bins[2]: …".
 #include <simdjson.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -118,6 +119,11 @@ bool to_float(double d, float& out) {
   return true;
 }
 
+CollectDecodeMemo::TextHash hash_text(std::string_view text) {
+  const XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
+  return {h.low64, h.high64};
+}
+
 // The keys of a sample object, each a bit in the set of keys met.
 // The sample's keys; SampleKey bit k is kSampleKeys[k].
 enum SampleKey : unsigned { kName = 1, kVersion = 2, kTarget = 4, kMetric = 8, kMeasurement = 16 };
@@ -137,7 +143,7 @@ constexpr std::size_t kShrinkAfter = 8;
 // copy gives simdjson the padding it may read past the end of the text.
 struct ParserBuffers {
   od::parser parser;
-  od::parser target_parser;  // for a target's text, apart from the document (decode_target)
+  od::parser part_parser;  // for a target's or metric's text, apart from the document
   std::string padded;
   std::size_t small_in_a_row = 0;  // documents since the last one over kRetainedDocumentSize
 
@@ -155,8 +161,8 @@ struct ParserBuffers {
 
 class Decoder {
  public:
-  Decoder(const DecodeLimits& limits, ParserBuffers& buffers)
-      : limits_(limits), buffers_(buffers) {}
+  Decoder(const DecodeLimits& limits, ParserBuffers& buffers, CollectDecodeMemo& memo)
+      : limits_(limits), buffers_(buffers), memo_(memo) {}
 
   Result<std::vector<CollectItem>> decode(std::string_view json);
 
@@ -179,12 +185,19 @@ class Decoder {
   bool decode_producer_error(od::value v, ProducerError& error);
   bool decode_samples(od::value v, std::vector<Sample>& out);
   bool decode_sample(od::value v, Sample& s);
-  bool decode_sample_key(SampleKey key, od::value v, Sample& s, std::string_view& name);
+  // The parts of a sample object other than its measurement, until the walk is done.
+  struct SampleHead {
+    std::string_view name;
+    uint32_t version = 1;
+    std::string_view metric_json;
+  };
+  bool decode_sample_key(SampleKey key, od::value v, Sample& s, SampleHead& head);
+  bool resolve_series(Sample& s, const SampleHead& head);
   bool check_sample(const Sample& s, std::string_view name);
-  bool decode_target(od::value v, Target& target);
-  bool decode_target_text(std::string_view text);
+  bool decode_target(od::value v);
+  bool raw_object(od::value v, std::string_view& text);
   template <class Owner>
-  bool decode_owner(od::value v, Owner& owner);
+  bool decode_owner_text(std::string_view text, Owner& owner);
   bool decode_fields(od::value v, Fields& out);
   bool decode_field(od::value v, std::string_view key, Field& field);
   bool decode_field_value(od::value v, FieldValue& out);
@@ -246,6 +259,7 @@ class Decoder {
 
   const DecodeLimits& limits_;
   ParserBuffers& buffers_;
+  CollectDecodeMemo& memo_;
   // The path is as deep as the format, never as deep as the input: a fixed array will do.
   static constexpr std::size_t kMaxDepth = 16;
   void push(PathSegment segment) {
@@ -256,9 +270,11 @@ class Decoder {
   std::size_t depth_ = 0;
   std::size_t n_samples_ = 0;
   Status error_;
-  // The target decoded last and its JSON text (a view of the document: see decode_target).
+  // The target of the sample being decoded and its JSON text (a view of the document: see
+  // decode_target).
   Target last_target_;
   std::string_view last_target_json_;
+  CollectDecodeMemo::TextHash last_target_hash_;
 };
 
 Result<std::vector<CollectItem>> Decoder::decode(std::string_view json) {
@@ -412,93 +428,128 @@ bool Decoder::decode_samples(od::value v, std::vector<Sample>& out) {
 bool Decoder::decode_sample(od::value v, Sample& s) {
   od::object obj;
   if (!get_object(v, obj)) return false;
-  std::string_view name;
+  SampleHead head;
   const auto read = [&](std::size_t k, od::value value) {
-    return decode_sample_key(static_cast<SampleKey>(1u << k), value, s, name);
+    return decode_sample_key(static_cast<SampleKey>(1u << k), value, s, head);
   };
-  return walk(obj, kSampleKeys, ~unsigned{kVersion} & 31u, read) && check_sample(s, name);
+  return walk(obj, kSampleKeys, ~unsigned{kVersion} & 31u, read) && resolve_series(s, head) &&
+         check_sample(s, head.name);
 }
 
-bool Decoder::decode_sample_key(SampleKey key, od::value v, Sample& s, std::string_view& name) {
+bool Decoder::decode_sample_key(SampleKey key, od::value v, Sample& s, SampleHead& head) {
   switch (key) {
     case kName:
-      return read_string(v, name);
+      return read_string(v, head.name);
     case kVersion:
-      return read_number(v, s.timeseries_version);
+      return read_number(v, head.version);
     case kTarget:
-      return decode_target(v, s.target);
+      return decode_target(v);
     case kMetric:
-      return decode_owner(v, s.metric);
+      return raw_object(v, head.metric_json);
     case kMeasurement:
       return decode_measurement(v, s);
   }
   return true;
 }
 
+// The n-th sample of a response takes the timeseries of the n-th sample of the producer's last
+// response when its target text, metric text and version are the same: the same bytes decode
+// to the same target and metric, already checked. The texts are compared by their XXH3-128
+// hashes, which the memo keeps instead of the texts (a quarter of a series' memory, and each
+// comparison was a cache miss): an accidental collision is a 2^-128 event, and a producer that
+// crafted one could only give its own sample another of its own series, which it can do anyway.
+// Otherwise the metric is decoded from its text (which the walk skipped, checking no syntax)
+// by a second parser, walked to its closing brace, and the new timeseries is checked
+// (validate_timeseries) and its key hashed once, here.
+bool Decoder::resolve_series(Sample& s, const SampleHead& head) {
+  const CollectDecodeMemo::TextHash metric_hash = hash_text(head.metric_json);
+  const std::size_t n = memo_.next.size();
+  if (n < memo_.last.size()) {
+    // The next sample's timeseries is wanted soon, and its control block is written then.
+    if (n + 1 < memo_.last.size()) __builtin_prefetch(memo_.last[n + 1].series.get(), 1);
+    CollectDecodeMemo::Entry& last = memo_.last[n];
+    if (last.metric == metric_hash && last.target == last_target_hash_ &&
+        last.version == head.version) {
+      s.series = last.series;
+      memo_.next.push_back(std::move(last));
+      return true;
+    }
+  }
+  Metric metric;
+  {
+    Scope scope(*this, "metric");
+    if (!decode_owner_text(head.metric_json, metric)) return false;
+  }
+  s.series = make_timeseries(last_target_, std::move(metric), head.version);
+  if (Status st = validate_timeseries(*s.series); !st.ok()) return fail(st.message());
+  memo_.next.push_back({last_target_hash_, metric_hash, head.version, s.series});
+  return true;
+}
+
 bool Decoder::check_sample(const Sample& s, std::string_view name) {
-  const std::size_t colon = s.target.name.size();
-  if (name.size() != colon + 1 + s.metric.name.size() || name[colon] != ':' ||
-      name.substr(0, colon) != s.target.name || name.substr(colon + 1) != s.metric.name) {
+  const std::string& target = s.target().name;
+  const std::string& metric = s.metric().name;
+  const std::size_t colon = target.size();
+  if (name.size() != colon + 1 + metric.size() || name[colon] != ':' ||
+      name.substr(0, colon) != target || name.substr(colon + 1) != metric) {
     Scope scope(*this, "timeseries_name");
     return fail(quote(name) + " does not match the target and metric names " +
                 quote(s.timeseries_name()));
   }
-  if (Status st = validate_sample(s); !st.ok()) return fail(st.message());
+  if (Status st = validate_datum(s.datum); !st.ok()) {
+    return fail(st.with_context("timeseries '" + s.timeseries_name() + "'").message());
+  }
   return true;
 }
 
 // Producers repeat one target in every sample of a response, and it was decoded again for each
 // (+5-7 % decode speed without: tools/benchmarks/decode_bench.cpp). The target object is skipped
 // through the document (its text taken as it goes) and, when that text is byte for byte the one
-// decoded last, the target decoded from it is copied: the same bytes decode to the same target.
-// A new text is decoded on its own by a second parser, walked member by member to its closing
-// brace, so the skip (which checks no syntax) lets nothing malformed through.
-bool Decoder::decode_target(od::value v, Target& target) {
-  od::object obj;
-  if (!get_object(v, obj)) return false;
+// decoded last, the target decoded from it stays: the same bytes decode to the same target.
+bool Decoder::decode_target(od::value v) {
   std::string_view text;
-  if (auto e = obj.raw_json().get(text)) return fail_json(e);
-  if (text != last_target_json_ && !decode_target_text(text)) return false;
-  target = last_target_;
+  if (!raw_object(v, text)) return false;
+  if (text == last_target_json_) return true;
+  Target target;
+  if (!decode_owner_text(text, target)) return false;
+  last_target_ = std::move(target);
+  last_target_json_ = text;
+  last_target_hash_ = hash_text(text);
   return true;
 }
 
-bool Decoder::decode_target_text(std::string_view text) {
+// The text of an object, skipped through the document.
+bool Decoder::raw_object(od::value v, std::string_view& text) {
+  od::object obj;
+  if (!get_object(v, obj)) return false;
+  if (auto e = obj.raw_json().get(text)) return fail_json(e);
+  return true;
+}
+
+// Decodes a target's or metric's object from its text with a second parser, walked member by
+// member to its closing brace, so the skip through the document (which checks no syntax) lets
+// nothing malformed through.
+template <class Owner>
+bool Decoder::decode_owner_text(std::string_view text, Owner& owner) {
   od::document doc;
   // The text lies inside the document, so the document's padding follows it.
   const std::string& padded = buffers_.padded;
   const auto capacity = static_cast<std::size_t>(padded.data() + padded.size() - text.data());
-  if (auto e = buffers_.target_parser.iterate(text.data(), text.size(), capacity).get(doc)) {
+  if (auto e = buffers_.part_parser.iterate(text.data(), text.size(), capacity).get(doc)) {
     return fail_json(e);
   }
   od::object obj;
   if (auto e = doc.get_object().get(obj)) return fail_json(e);
-  Target target;
   const auto read = [&](std::size_t k, od::value value) {
-    if (k == 1) return decode_fields(value, target.fields);
+    if (k == 1) return decode_fields(value, owner.fields);
     std::string_view name;
     if (!read_string(value, name)) return false;
-    target.name.assign(name);
+    owner.name.assign(name);
     return true;
   };
   if (!walk(obj, kOwnerKeys, 3u, read)) return false;
   if (!doc.current_location().error()) return fail("unexpected content after the object");
-  last_target_ = std::move(target);
-  last_target_json_ = text;
   return true;
-}
-
-template <class Owner>
-bool Decoder::decode_owner(od::value v, Owner& owner) {
-  od::object obj;
-  if (!get_object(v, obj)) return false;
-  std::string_view name;
-  if (!read_string_at(obj, "name", name)) return false;
-  owner.name.assign(name);
-  od::value fields;
-  if (!find(obj, "fields", fields)) return false;
-  Scope scope(*this, "fields");
-  return decode_fields(fields, owner.fields);
 }
 
 bool Decoder::decode_fields(od::value v, Fields& out) {
@@ -1108,10 +1159,21 @@ std::string Decoder::path() const {
 }  // namespace
 
 Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
-                                                         const DecodeLimits& limits) {
+                                                         const DecodeLimits& limits,
+                                                         CollectDecodeMemo* memo) {
   thread_local ParserBuffers buffers;
-  Result<std::vector<CollectItem>> result = Decoder(limits, buffers).decode(json);
+  CollectDecodeMemo none;
+  CollectDecodeMemo& m = memo ? *memo : none;
+  m.next.clear();
+  Result<std::vector<CollectItem>> result = Decoder(limits, buffers, m).decode(json);
   buffers.after_decode(json.size());
+  // A failed decode moved some entries out of `last`: the next one starts afresh.
+  if (result.ok()) {
+    std::swap(m.last, m.next);
+  } else {
+    m.last.clear();
+  }
+  m.next.clear();
   return result;
 }
 

@@ -365,9 +365,9 @@ std::shared_ptr<const SampleJsonTemplate::BinRanges> render_bins(const Datum& sh
 }  // namespace
 
 void append_sample_json(std::string& out, const Sample& s) {
-  append_series_head(out, s.target.name, s.metric.name, s.timeseries_version);
-  append_owner(out, s.target.name, s.target.fields);
-  append_series_metric(out, s.metric);
+  append_series_head(out, s.target().name, s.metric().name, s.timeseries_version());
+  append_owner(out, s.target().name, s.target().fields);
+  append_series_metric(out, s.metric());
   append_timestamp(out, s.timestamp);
   append_datum_open(out, s.datum);
   append_datum_rest(out, s.datum, nullptr);

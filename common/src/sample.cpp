@@ -5,12 +5,13 @@
 #include <unordered_set>
 
 #include "tally/common/names.h"
+#include "tally/common/timeseries_key.h"
 
 namespace tally {
 namespace {
 
-// validate_sample runs on every decoded sample, so the checks below allocate nothing and the
-// messages (naming the sample's parts) are built only once something is wrong.
+// validate_timeseries runs on every new series a decoder meets, so the checks below allocate
+// nothing and the messages (naming the sample's parts) are built only once something is wrong.
 bool valid_name(std::string_view name, std::size_t max_length) {
   return matches_name_pattern(name) && name.size() <= max_length;
 }
@@ -24,17 +25,17 @@ std::string describe(std::string_view kind, std::string_view name) {
 // costs linear time.
 class SeenNames {
  public:
-  explicit SeenNames(const Sample& s) : s_(s) {
-    if (s.target.fields.size() + s.metric.fields.size() > kScanLimit) {
+  explicit SeenNames(const Timeseries& t) : t_(t) {
+    if (t.target.fields.size() + t.metric.fields.size() > kScanLimit) {
       set_.emplace();
-      set_->reserve(s.target.fields.size() + s.metric.fields.size());
+      set_->reserve(t.target.fields.size() + t.metric.fields.size());
     }
   }
 
   // Records `f` (a field of s); false if an earlier field has the same name.
   bool insert(const Field& f) {
     if (set_) return set_->insert(f.name).second;
-    for (const Fields* fields : {&s_.target.fields, &s_.metric.fields}) {
+    for (const Fields* fields : {&t_.target.fields, &t_.metric.fields}) {
       for (const Field& earlier : *fields) {
         if (&earlier == &f) return true;
         if (earlier.name == f.name) return false;
@@ -45,7 +46,7 @@ class SeenNames {
 
  private:
   static constexpr std::size_t kScanLimit = 32;
-  const Sample& s_;
+  const Timeseries& t_;
   std::optional<std::unordered_set<std::string_view>> set_;
 };
 
@@ -66,39 +67,54 @@ Status validate_fields(const Fields& fields, std::string_view kind, std::string_
 
 }  // namespace
 
-std::string Sample::timeseries_name() const {
-  std::string name;
-  name.reserve(target.name.size() + 1 + metric.name.size());
-  name += target.name;
-  name += ':';
-  name += metric.name;
-  return name;
+std::string Timeseries::name() const {
+  std::string text;
+  text.reserve(target.name.size() + 1 + metric.name.size());
+  text += target.name;
+  text += ':';
+  text += metric.name;
+  return text;
+}
+
+TimeseriesRef make_timeseries(Target target, Metric metric, uint32_t version) {
+  // Decoders grow field vectors as they read; a series may live as long as its producer does,
+  // so it keeps no spare capacity.
+  target.fields.shrink_to_fit();
+  metric.fields.shrink_to_fit();
+  auto t = std::make_shared<Timeseries>();
+  t->key = timeseries_key(target, metric, version);
+  t->target = std::move(target);
+  t->metric = std::move(metric);
+  t->version = version;
+  return t;
+}
+
+Status validate_timeseries(const Timeseries& t) {
+  if (!valid_name(t.target.name, kMaxTimeseriesNameLength)) {
+    return validate_name(t.target.name, kMaxTimeseriesNameLength,
+                         describe("target", t.target.name));
+  }
+  if (!valid_name(t.metric.name, kMaxTimeseriesNameLength)) {
+    return validate_name(t.metric.name, kMaxTimeseriesNameLength,
+                         describe("metric", t.metric.name));
+  }
+  // Both parts match the pattern, so only the joined length is left to check.
+  if (t.target.name.size() + 1 + t.metric.name.size() > kMaxTimeseriesNameLength) {
+    return validate_timeseries_name(t.name());
+  }
+  if (t.version == 0) {
+    return Status::error("timeseries '" + t.name() + "': version must be at least 1", "invalid");
+  }
+  SeenNames seen(t);
+  if (Status st = validate_fields(t.target.fields, "target", t.target.name, seen); !st.ok()) {
+    return st;
+  }
+  return validate_fields(t.metric.fields, "metric", t.metric.name, seen);
 }
 
 Status validate_sample(const Sample& s) {
-  if (!valid_name(s.target.name, kMaxTimeseriesNameLength)) {
-    return validate_name(s.target.name, kMaxTimeseriesNameLength,
-                         describe("target", s.target.name));
-  }
-  if (!valid_name(s.metric.name, kMaxTimeseriesNameLength)) {
-    return validate_name(s.metric.name, kMaxTimeseriesNameLength,
-                         describe("metric", s.metric.name));
-  }
-  // Both parts match the pattern, so only the joined length is left to check.
-  if (s.target.name.size() + 1 + s.metric.name.size() > kMaxTimeseriesNameLength) {
-    return validate_timeseries_name(s.timeseries_name());
-  }
-  if (s.timeseries_version == 0) {
-    return Status::error("timeseries '" + s.timeseries_name() + "': version must be at least 1",
-                         "invalid");
-  }
-  SeenNames seen(s);
-  if (Status st = validate_fields(s.target.fields, "target", s.target.name, seen); !st.ok()) {
-    return st;
-  }
-  if (Status st = validate_fields(s.metric.fields, "metric", s.metric.name, seen); !st.ok()) {
-    return st;
-  }
+  if (!s.series) return Status::error("sample without a timeseries", "invalid");
+  if (Status st = validate_timeseries(*s.series); !st.ok()) return st;
   if (Status st = validate_datum(s.datum); !st.ok()) {
     return st.with_context("timeseries '" + s.timeseries_name() + "'");
   }
@@ -106,9 +122,11 @@ Status validate_sample(const Sample& s) {
 }
 
 bool same_sample(const Sample& a, const Sample& b) {
-  return a.target == b.target && a.metric == b.metric &&
-         a.timeseries_version == b.timeseries_version && a.timestamp == b.timestamp &&
-         same_datum(a.datum, b.datum);
+  const bool same_series =
+      a.series == b.series ||
+      (a.series && b.series && a.target() == b.target() && a.metric() == b.metric() &&
+       a.timeseries_version() == b.timeseries_version());
+  return same_series && a.timestamp == b.timestamp && same_datum(a.datum, b.datum);
 }
 
 }  // namespace tally

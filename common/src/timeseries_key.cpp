@@ -16,9 +16,8 @@ namespace {
 // Appends the canonical text of DESIGN.md §2 to `text`. The collector hashes every sample's
 // series, so this allocates nothing once `text` has grown: the fields are sorted as pointers in
 // a stack array (series have a handful of fields; insertion sort beats std::sort there).
-void append_canonical(std::string& text, std::string_view target_name,
-                      std::string_view metric_name, uint32_t version, const Fields& target_fields,
-                      const Fields& metric_fields) {
+void append_canonical(std::string& text, std::string_view target_name, std::string_view metric_name,
+                      uint32_t version, const Fields& target_fields, const Fields& metric_fields) {
   constexpr std::size_t kInline = 32;
   const std::size_t n = target_fields.size() + metric_fields.size();
   std::array<const Field*, kInline> inline_fields;
@@ -57,9 +56,8 @@ void append_canonical(std::string& text, std::string_view target_name,
   }
 }
 
-int64_t hash_canonical(std::string_view target_name, std::string_view metric_name,
-                       uint32_t version, const Fields& target_fields,
-                       const Fields& metric_fields) {
+int64_t hash_canonical(std::string_view target_name, std::string_view metric_name, uint32_t version,
+                       const Fields& target_fields, const Fields& metric_fields) {
   thread_local std::string text;
   text.clear();
   append_canonical(text, target_name, metric_name, version, target_fields, metric_fields);
@@ -80,9 +78,8 @@ int64_t timeseries_key(std::string_view timeseries_name, uint32_t version,
   return hash_canonical(timeseries_name, {}, version, target_fields, metric_fields);
 }
 
-int64_t timeseries_key(const Sample& s) {
-  return hash_canonical(s.target.name, s.metric.name, s.timeseries_version, s.target.fields,
-                        s.metric.fields);
+int64_t timeseries_key(const Target& target, const Metric& metric, uint32_t version) {
+  return hash_canonical(target.name, metric.name, version, target.fields, metric.fields);
 }
 
 namespace {

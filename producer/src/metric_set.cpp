@@ -53,8 +53,8 @@ struct MetricSet::PrometheusCache {
 
 MetricSet::MetricSet(Target target)
     : target_(std::move(target)), target_json_(std::make_shared<TargetJson>(target_)) {
-  // A probe sample reuses validate_sample's rules for the target part.
-  throw_if_error(validate_sample(Sample{target_, Metric{"m", {}}, 1, Timestamp{}, Datum(0.0)}));
+  // A probe series reuses validate_timeseries's rules for the target part.
+  throw_if_error(validate_timeseries(*make_timeseries(target_, Metric{"m", {}})));
 }
 
 MetricSet::~MetricSet() = default;
@@ -63,7 +63,7 @@ void MetricSet::check_schema(const Metric& metric, DatumType type) const {
   const auto first = first_.find(metric.name);
   if (first == first_.end()) return;
   const Entry& existing = entries_[first->second];
-  const std::string have = field_signature(existing.metric.fields);
+  const std::string have = field_signature(existing.series->metric.fields);
   const std::string want = field_signature(metric.fields);
   if (existing.type != type || have != want) {
     throw std::invalid_argument("metric '" + metric.name + "' of target '" + target_.name +
@@ -79,7 +79,7 @@ Cell& MetricSet::find_or_create(std::string_view name, Fields fields, DatumType 
   std::string key = metric_key(name, fields);
   std::lock_guard lock(mu_);
   if (const auto it = index_.find(key); it != index_.end()) {
-    check_schema(entries_[it->second].metric, type);
+    check_schema(entries_[it->second].series->metric, type);
     auto& cell = static_cast<Cell&>(*entries_[it->second].cell);
     if (!compatible(cell)) {
       throw std::invalid_argument("metric '" + std::string(name) + "' of target '" + target_.name +
@@ -87,8 +87,9 @@ Cell& MetricSet::find_or_create(std::string_view name, Fields fields, DatumType 
     }
     return cell;
   }
-  Metric metric{std::string(name), std::move(fields)};
-  throw_if_error(validate_sample(Sample{target_, metric, 1, Timestamp{}, Datum(0.0)}));
+  TimeseriesRef series = make_timeseries(target_, Metric{std::string(name), std::move(fields)});
+  throw_if_error(validate_timeseries(*series));
+  const Metric& metric = series->metric;
   check_schema(metric, type);
   const auto first = first_.find(metric.name);
   if (first != first_.end()) {
@@ -102,9 +103,9 @@ Cell& MetricSet::find_or_create(std::string_view name, Fields fields, DatumType 
   // Histograms of one name share their edges, and so the rendered bin ranges.
   SampleJsonTemplate json(target_json_, metric, 1, ref.read(),
                           first == first_.end() ? nullptr : &entries_[first->second].json);
-  entries_.push_back(Entry{std::move(metric), type, std::move(cell), std::move(json)});
+  entries_.push_back(Entry{std::move(series), type, std::move(cell), std::move(json)});
   index_.emplace(std::move(key), entries_.size() - 1);
-  first_.emplace(entries_.back().metric.name, entries_.size() - 1);
+  first_.emplace(entries_.back().series->metric.name, entries_.size() - 1);
   return ref;
 }
 
@@ -205,7 +206,7 @@ void MetricSet::read_prometheus(std::vector<std::pair<const PrometheusSeries*, D
     Datum datum = entries_[i].cell->read();
     // Entries are only ever added, so the cache is a prefix of them.
     if (i == cache.series.size()) {
-      cache.series.push_back(cache.maker.make(target_, entries_[i].metric, datum));
+      cache.series.push_back(cache.maker.make(target_, entries_[i].series->metric, datum));
     }
     out.emplace_back(&cache.series[i], std::move(datum));
   }
@@ -216,7 +217,7 @@ Status MetricSet::produce(std::vector<Sample>& out) {
   const Timestamp timestamp = now();
   out.reserve(out.size() + entries_.size());
   for (const Entry& entry : entries_) {
-    out.push_back(Sample{target_, entry.metric, 1, timestamp, entry.cell->read()});
+    out.push_back(Sample{entry.series, timestamp, entry.cell->read()});
   }
   return {};
 }

@@ -209,13 +209,13 @@ void append_sample(std::string& out, std::string_view family, const PrometheusSe
 class LabelText {
  public:
   const std::string& of(const Sample& s) {
-    if (!target_fields_ || !(*target_fields_ == s.target.fields)) {
+    if (!target_fields_ || !(*target_fields_ == s.target().fields)) {
       target_text_.clear();
-      append_labels(target_text_, s.target.fields, scratch_);
-      target_fields_ = s.target.fields;
+      append_labels(target_text_, s.target().fields, scratch_);
+      target_fields_ = s.target().fields;
     }
     text_ = target_text_;
-    append_labels(text_, s.metric.fields, scratch_);
+    append_labels(text_, s.metric().fields, scratch_);
     return text_;
   }
 
@@ -236,7 +236,7 @@ void append_other_sample(std::string& out, std::string_view family, const Sample
         if constexpr (std::is_arithmetic_v<D>) {
           append_line(out, family, {}, labels, {}, d);
         } else if constexpr (std::is_same_v<D, std::string>) {
-          if (has_field(s.target, s.metric, "value")) {
+          if (has_field(s.target(), s.metric(), "value")) {
             out += "# skipped " + s.timeseries_name() + ": a field is already called 'value'\n";
             return;
           }
@@ -247,7 +247,7 @@ void append_other_sample(std::string& out, std::string_view family, const Sample
                              }) {
           append_line(out, family, {}, labels, {}, d.value);
         } else if constexpr (requires { d.bins; }) {
-          if (has_field(s.target, s.metric, "le")) {
+          if (has_field(s.target(), s.metric(), "le")) {
             out += "# skipped " + s.timeseries_name() + ": a field is called 'le'\n";
             return;
           }
@@ -349,7 +349,7 @@ void PrometheusWriter::add(const PrometheusSeries& series, const Datum& datum) {
 void PrometheusWriter::add(const Sample& s) {
   const Kind kind = kind_of(s.datum);
   if (kind == Kind::kNone) return;
-  std::string name = s.target.name + "_" + s.metric.name;
+  std::string name = s.target().name + "_" + s.metric().name;
   if (kind == Kind::kCounter && !name.ends_with("_total")) name += "_total";
   auto it = by_name_.find(std::string_view(name));
   if (it == by_name_.end()) {

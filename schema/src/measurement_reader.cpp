@@ -269,9 +269,9 @@ Result<std::vector<Sample>> read_samples(pg::Connection& conn, int64_t key,
   auto measurements = read_measurements(conn, key, s.schema.datum_type, range);
   if (!measurements.ok()) return measurements.status();
   samples.reserve(measurements->size());
+  const TimeseriesRef timeseries = make_timeseries(s.target, s.metric, s.schema.version);
   for (Measurement& m : *measurements) {
-    samples.push_back(
-        Sample{s.target, s.metric, s.schema.version, m.timestamp, std::move(m.datum)});
+    samples.push_back(Sample{timeseries, m.timestamp, std::move(m.datum)});
   }
   return samples;
 }

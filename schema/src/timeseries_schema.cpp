@@ -33,12 +33,12 @@ std::optional<FieldSource> parse_field_source(std::string_view name) {
 TimeseriesSchema derive_schema(const Sample& s) {
   TimeseriesSchema schema;
   schema.timeseries_name = s.timeseries_name();
-  schema.version = s.timeseries_version;
-  schema.target_name = s.target.name;
-  schema.metric_name = s.metric.name;
-  schema.fields.reserve(s.target.fields.size() + s.metric.fields.size());
-  add_fields(schema.fields, s.target.fields, FieldSource::kTarget);
-  add_fields(schema.fields, s.metric.fields, FieldSource::kMetric);
+  schema.version = s.timeseries_version();
+  schema.target_name = s.target().name;
+  schema.metric_name = s.metric().name;
+  schema.fields.reserve(s.target().fields.size() + s.metric().fields.size());
+  add_fields(schema.fields, s.target().fields, FieldSource::kTarget);
+  add_fields(schema.fields, s.metric().fields, FieldSource::kMetric);
   std::sort(schema.fields.begin(), schema.fields.end(),
             [](const FieldSchema& a, const FieldSchema& b) { return a.name < b.name; });
   schema.datum_type = datum_type(s.datum);

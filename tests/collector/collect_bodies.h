@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "support/series.h"
 #include "tally/common/collect_json.h"
 #include "tally/common/sample.h"
 #include "tally/common/time.h"
@@ -14,8 +15,10 @@ namespace tally::collector::test {
 // Sample `i`: an i64 gauge of series shard=i, at 2026-11-22T10:00:00Z + i µs.
 inline Sample shard_sample(int64_t i) {
   Sample s;
-  s.target = {"collector_test", {{"host", std::string("a")}}};
-  s.metric = {"requests", {{"shard", int64_t{i}}}};
+  tally::test::change_series(s, [&](Timeseries& t) {
+    t.target = {"collector_test", {{"host", std::string("a")}}};
+    t.metric = {"requests", {{"shard", int64_t{i}}}};
+  });
   s.timestamp = parse_rfc3339("2026-11-22T10:00:00Z").value() + std::chrono::microseconds(i);
   s.datum = int64_t{i};
   return s;

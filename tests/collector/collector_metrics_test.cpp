@@ -4,8 +4,6 @@
 
 #include <set>
 
-#include "tally/common/timeseries_key.h"
-
 namespace tally::collector {
 namespace {
 
@@ -96,12 +94,12 @@ TEST_CASE("self samples are valid, one per series, counters starting at the proc
   for (const Sample& sample : samples) {
     INFO(sample.timeseries_name());
     CHECK(validate_sample(sample).ok());
-    CHECK(sample.target.name == "tally_collector");
+    CHECK(sample.target().name == "tally_collector");
     CHECK(sample.timestamp == now);
-    CHECK(keys.insert(timeseries_key(sample)).second);
+    CHECK(keys.insert(sample.key()).second);
     if (auto start = start_time(sample.datum)) CHECK(*start == kStart);
     if (sample.timeseries_name() == "tally_collector:collection_failures") {
-      failure_reasons.insert(std::get<std::string>(sample.metric.fields.at(0).value));
+      failure_reasons.insert(std::get<std::string>(sample.metric().fields.at(0).value));
     }
   }
   CHECK(failure_reasons.contains("http_503"));
@@ -109,7 +107,7 @@ TEST_CASE("self samples are valid, one per series, counters starting at the proc
   CHECK(failure_reasons.contains("schema_unavailable"));
   // The same snapshot gives the same series.
   std::set<int64_t> again;
-  for (const Sample& sample : make_self_samples(s, now)) again.insert(timeseries_key(sample));
+  for (const Sample& sample : make_self_samples(s, now)) again.insert(sample.key());
   CHECK(again == keys);
 }
 

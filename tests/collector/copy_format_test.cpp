@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "support/series.h"
+
 namespace tally::collector {
 namespace {
 
@@ -26,8 +28,10 @@ std::string double_text(double v) {
 
 std::string row_text(const Datum& d) {
   Sample s;
-  s.target.name = "t";
-  s.metric.name = "m";
+  tally::test::change_series(s, [&](Timeseries& t) {
+    t.target.name = "t";
+    t.metric.name = "m";
+  });
   s.timestamp = at("2026-11-22T10:00:00Z");
   s.datum = d;
   std::string out;
@@ -129,9 +133,11 @@ TEST_CASE("histogram bin edges are formatted right when layouts repeat and alter
 
 TEST_CASE("series staging rows hold the fields as escaped JSON") {
   Sample s;
-  s.target = {"svc", {{"name", std::string("a\tb")}}};
-  s.metric = {"m", {{"code", uint16_t{7}}}};
-  s.timeseries_version = 2;
+  tally::test::change_series(s, [&](Timeseries& t) {
+    t.target = {"svc", {{"name", std::string("a\tb")}}};
+    t.metric = {"m", {{"code", uint16_t{7}}}};
+    t.version = 2;
+  });
   std::string out;
   append_series_row(out, 9, s);
   CHECK(out == "9\tsvc:m\t2\t{\"name\":\"a\\\\tb\",\"code\":7}\n");

@@ -7,8 +7,8 @@
 #include <limits>
 #include <thread>
 
+#include "support/series.h"
 #include "support/test_db.h"
-#include "tally/common/timeseries_key.h"
 #include "tally/schema/measurement_reader.h"
 #include "tally/schema/migrations.h"
 #include "tally/schema/schema_store.h"
@@ -47,8 +47,10 @@ Fields every_field_type() {
 
 Sample sample(std::string metric, Datum datum, Timestamp t = kT0) {
   Sample s;
-  s.target = {"writer_test", every_field_type()};
-  s.metric = {std::move(metric), {{"zone", std::string("a")}}};
+  tally::test::change_series(s, [&](Timeseries& t) {
+    t.target = {"writer_test", every_field_type()};
+    t.metric = {std::move(metric), {{"zone", std::string("a")}}};
+  });
   s.timestamp = t;
   s.datum = std::move(datum);
   return s;
@@ -182,8 +184,8 @@ TEST_CASE("every datum type round-trips value for value") {
   CHECK(stats.samples_written == batch.size());
   CHECK(stats.series_created == batch.size());
   for (const Sample& s : batch) {
-    CAPTURE(s.metric.name);
-    auto back = schema::read_samples(*f.conn, timeseries_key(s));
+    CAPTURE(s.metric().name);
+    auto back = schema::read_samples(*f.conn, s.key());
     REQUIRE_MESSAGE(back.ok(), back.error());
     REQUIRE(back->size() == 1);
     CHECK(same_sample((*back)[0], s));
@@ -212,7 +214,7 @@ TEST_CASE("a series is stored once across batches and writers and repeats within
                          return schema::measurement_table(datum_type(s.datum)) ==
                                 schema::MeasurementTable::kF64;
                        })));
-  auto series = schema::read_samples(*f.conn, timeseries_key(batch[0]));
+  auto series = schema::read_samples(*f.conn, batch[0].key());
   REQUIRE(series.ok());
   REQUIRE(series->size() == 4);
   CHECK((*series)[3].timestamp == kT0 + std::chrono::seconds(3));
@@ -232,7 +234,7 @@ TEST_CASE("a batch larger than many COPY chunks is stored whole, value for value
   CHECK(must_write(writer, *f.conn, batch).samples_written == batch.size());
   CHECK(f.count("tally.measurements_f64") == "3000");
   CHECK(f.count("tally.measurements_cumulative_u64") == "3000");
-  auto gauges = schema::read_samples(*f.conn, timeseries_key(batch[0]));
+  auto gauges = schema::read_samples(*f.conn, batch[0].key());
   REQUIRE_MESSAGE(gauges.ok(), gauges.error());
   REQUIRE(gauges->size() == 3000);
   for (int i = 0; i < 3000; i += 599) {

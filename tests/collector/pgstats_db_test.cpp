@@ -77,9 +77,9 @@ class Store {
       {
         std::lock_guard lock(mu_);
         for (const Sample& s : samples) {
-          const std::string& name = std::get<std::string>(s.target.fields[0].value);
+          const std::string& name = std::get<std::string>(s.target().fields[0].value);
           ++by_target_[name];
-          ++by_metric_[name + "/" + s.metric.name];
+          ++by_metric_[name + "/" + s.metric().name];
         }
       }
       SchemaCheckResult r = checker_->check(std::move(samples));

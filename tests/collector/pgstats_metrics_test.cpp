@@ -97,7 +97,7 @@ TEST_CASE("self samples are valid tally_collector series starting when the targe
     const Status valid = validate_sample(s);
     CHECK_MESSAGE(valid.ok(), valid.message());
     CHECK(s.timestamp == kNow);
-    CHECK(s.target.name == "tally_collector");
+    CHECK(s.target().name == "tally_collector");
     names.insert(s.timeseries_name());
   }
   for (const char* name :
@@ -111,8 +111,8 @@ TEST_CASE("self samples are valid tally_collector series starting when the targe
     CHECK(names.contains(name));
   }
   for (const Sample& s : samples) {
-    if (s.metric.name != "pgstats_query_timeouts") continue;
-    if (s.metric.fields !=
+    if (s.metric().name != "pgstats_query_timeouts") continue;
+    if (s.metric().fields !=
         Fields{{"pg_target", std::string("main")}, {"query", std::string("stat_database")}}) {
       continue;
     }

@@ -176,8 +176,8 @@ TEST_CASE("counters start at the row's start time, gauges have none, NULL is a m
   REQUIRE(samples->size() == 10);
   const Timestamp start = Timestamp(std::chrono::microseconds(1763805600000001));
   const std::vector<Sample>& s = *samples;
-  CHECK(s[0].target == kTarget);
-  CHECK(s[0].metric == Metric{"xact_commit", {{"database", std::string("app")}}});
+  CHECK(s[0].target() == kTarget);
+  CHECK(s[0].metric() == Metric{"xact_commit", {{"database", std::string("app")}}});
   CHECK(s[0].timestamp == kNow);
   CHECK(same_datum(s[0].datum, Cumulative<uint64_t>{start, 42}));
   CHECK(same_datum(s[1].datum, Cumulative<double>{start, 1.25}));
@@ -185,7 +185,7 @@ TEST_CASE("counters start at the row's start time, gauges have none, NULL is a m
   CHECK(same_datum(s[3].datum, Missing{DatumType::kF64, std::nullopt}));
   CHECK(same_datum(s[4].datum, false));
   // Second row: a NULL field is "", a NULL counter is missing with its start time.
-  CHECK(s[5].metric.fields == Fields{{"database", std::string()}});
+  CHECK(s[5].metric().fields == Fields{{"database", std::string()}});
   CHECK(same_datum(s[5].datum, Missing{DatumType::kCumulativeU64, start}));
   CHECK(same_datum(s[8].datum, std::numeric_limits<double>::quiet_NaN()));
   CHECK(same_datum(s[9].datum, true));

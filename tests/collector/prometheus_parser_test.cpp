@@ -30,10 +30,12 @@ std::string fixture(const std::string& name) {
   return text.str();
 }
 
-PrometheusParser parser() { return PrometheusParser(PrometheusSource{"node", kProducer, "127.0.0.1:9100"}); }
+PrometheusParser parser() {
+  return PrometheusParser(PrometheusSource{"node", kProducer, "127.0.0.1:9100"});
+}
 
 std::string field(const Sample& s, const std::string& name) {
-  for (const auto* fields : {&s.target.fields, &s.metric.fields}) {
+  for (const auto* fields : {&s.target().fields, &s.metric().fields}) {
     for (const auto& f : *fields) {
       if (f.name == name) return tally::format_field_value(f.value);
     }
@@ -44,7 +46,8 @@ std::string field(const Sample& s, const std::string& name) {
 const Sample& find(const std::vector<Sample>& samples, const std::string& metric,
                    const std::string& field_name = "", const std::string& value = "") {
   for (const Sample& s : samples) {
-    if (s.metric.name == metric && (field_name.empty() || field(s, field_name) == value)) return s;
+    if (s.metric().name == metric && (field_name.empty() || field(s, field_name) == value))
+      return s;
   }
   FAIL("no sample " << metric << " " << field_name << "=" << value);
   throw std::logic_error("unreachable");
@@ -71,7 +74,7 @@ TEST_CASE("every text-format feature maps as DESIGN.md 3.2 says") {
   CHECK(samples.size() == 14);
 
   const Sample& post200 = find(samples, "http_requests_total", "code", "200");
-  CHECK(post200.target.name == "node");
+  CHECK(post200.target().name == "node");
   CHECK(field(post200, "producer_id") == kProducer.to_string());
   CHECK(field(post200, "instance") == "127.0.0.1:9100");
   CHECK(field(post200, "method") == "post");
@@ -107,7 +110,8 @@ TEST_CASE("every text-format feature maps as DESIGN.md 3.2 says") {
   CHECK(std::get<double>(find(samples, "rpc_duration_seconds", "quantile", "0.99").datum) == 76656);
   CHECK(std::get<Cumulative<double>>(find(samples, "rpc_duration_seconds_sum").datum).value ==
         1.7560473e+07);
-  CHECK(std::get<Cumulative<double>>(find(samples, "rpc_duration_seconds_count").datum).value == 2693);
+  CHECK(std::get<Cumulative<double>>(find(samples, "rpc_duration_seconds_count").datum).value ==
+        2693);
 
   const Sample& clash = find(samples, "job_up_sum");
   CHECK(field(clash, "exported_instance") == "10.0.0.1:9100");
@@ -122,8 +126,10 @@ TEST_CASE("OpenMetrics: _total, _created, exemplars and # EOF") {
   const auto& requests = std::get<Cumulative<double>>(find(*r, "process_requests").datum);
   CHECK(requests.value == 12);
   CHECK(requests.start_time == created);
-  CHECK(find(*r, "process_requests").timestamp == Timestamp(std::chrono::milliseconds(1605301325250)));
-  const auto& sum = std::get<Cumulative<double>>(find(*r, "acme_http_router_request_seconds_sum").datum);
+  CHECK(find(*r, "process_requests").timestamp ==
+        Timestamp(std::chrono::milliseconds(1605301325250)));
+  const auto& sum =
+      std::get<Cumulative<double>>(find(*r, "acme_http_router_request_seconds_sum").datum);
   CHECK(sum.value == 9036.32);
   CHECK(sum.start_time == created);
   const auto& h = std::get<Histogram<double>>(find(*r, "latency").datum);
@@ -163,7 +169,8 @@ TEST_CASE("malformed exposition is rejected whole, naming the line") {
       {"m 1 2 3\n", "line 1: unexpected text after the timestamp"},
       {"1m 1\n", "line 1: expected a metric name"},
       {"# TYPE m kounter\nm 1\n", "line 1: unknown type 'kounter'"},
-      {"# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\n", "bucket counts decrease"},
+      {"# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\n",
+       "bucket counts decrease"},
       {"# TYPE h histogram\nh_bucket 5\n", "line 2: bucket of 'h' without an le label"},
       {"m{a=\"unterminated} 1\n", "line 1: unterminated value of label 'a'"},
   };
@@ -234,7 +241,7 @@ TEST_CASE("the lines of a series may be apart and list their labels in any order
   const auto& two = std::get<Histogram<double>>(find(*r, "h", "a", "2").datum);
   CHECK(two.n_samples == 4);
   // Fields keep the order of the series' first line.
-  CHECK(find(*r, "h", "a", "1").metric.fields[0].name == "a");
+  CHECK(find(*r, "h", "a", "1").metric().fields[0].name == "a");
 }
 
 // Found by tools/fuzz (prometheus_text): the cast of this timestamp to int64 microseconds
@@ -298,19 +305,21 @@ TEST_CASE("a scrape read from the series cache gives the samples a fresh parser 
   CHECK(warm.cached_lines() == 13);
 }
 
-TEST_CASE("counters, gauges and histograms carry their timeseries key, summaries do not") {
+TEST_CASE("counters, gauges and histograms keep their timeseries across scrapes, summaries not") {
   auto p = parser();
-  for (int scrape = 0; scrape < 2; ++scrape) {
-    CAPTURE(scrape);
-    auto r = p.parse(kMixed, kScrape);
-    REQUIRE_MESSAGE(r.ok(), r.error());
-    REQUIRE(r->size() == 10);  // c×2, g×2, h, s×2 quantiles, s_sum, s_count, u
-    for (const Sample& s : *r) {
-      CAPTURE(s.metric.name);
-      const bool summary = s.metric.name.starts_with("s");
-      CHECK(s.key.has_value() == !summary);
-      if (s.key) CHECK(*s.key == tally::timeseries_key(s));
-    }
+  auto first = p.parse(kMixed, kScrape);
+  REQUIRE_MESSAGE(first.ok(), first.error());
+  auto second = p.parse(kMixed, kScrape);
+  REQUIRE_MESSAGE(second.ok(), second.error());
+  REQUIRE(first->size() == 10);  // c×2, g×2, h, s×2 quantiles, s_sum, s_count, u
+  REQUIRE(second->size() == first->size());
+  for (std::size_t i = 0; i < first->size(); ++i) {
+    const Sample& a = (*first)[i];
+    const Sample& b = (*second)[i];
+    CAPTURE(a.metric().name);
+    const bool summary = a.metric().name.starts_with("s");
+    CHECK((a.series == b.series) == !summary);
+    CHECK(b.key() == tally::timeseries_key(b.target(), b.metric(), b.timeseries_version()));
   }
 }
 
@@ -407,11 +416,11 @@ TEST_CASE("a family whose TYPE changed is read again, not taken from the cache")
   // x_bucket was a series of its own (untyped), now it is a bucket of histogram x.
   r = p.parse("x_bucket{le=\"1\"} 3\n", kScrape);
   REQUIRE_MESSAGE(r.ok(), r.error());
-  CHECK(r->at(0).metric.name == "x_bucket");
+  CHECK(r->at(0).metric().name == "x_bucket");
   r = p.parse("# TYPE x histogram\nx_bucket{le=\"1\"} 3\nx_bucket{le=\"+Inf\"} 3\n", kScrape);
   REQUIRE_MESSAGE(r.ok(), r.error());
   REQUIRE(r->size() == 1);
-  CHECK(r->at(0).metric.name == "x");
+  CHECK(r->at(0).metric().name == "x");
   CHECK(std::holds_alternative<Histogram<double>>(r->at(0).datum));
   CHECK(p.cached_lines() == 2);
 }
@@ -443,7 +452,8 @@ TEST_CASE("a line whose series text is cached is still checked whole") {
       {"m 1\n", "m 1 soon\n", "line 1: 'soon' is not a timestamp"},
       {"m 1\n", "m 1 2 3\n", "line 1: unexpected text after the timestamp"},
       {"# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 6\n",
-       "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\n", "bucket counts decrease"},
+       "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\n",
+       "bucket counts decrease"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.text);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "sink_fakes.h"
+#include "support/series.h"
 
 namespace tally::collector {
 namespace {
@@ -54,7 +55,7 @@ TEST_CASE("each distinct (name, version) is asked about once, samples keep their
   std::vector<Sample> samples;
   for (int64_t i = 0; i < 30; ++i) {
     Sample s = i % 3 == 0 ? other_series(i) : numbered_sample(i);
-    if (i % 5 == 0) s.timeseries_version = 2;
+    if (i % 5 == 0) tally::test::change_series(s, [](Timeseries& t) { t.version = 2; });
     samples.push_back(std::move(s));
   }
   auto result = f.checker->check(std::move(samples));
@@ -70,20 +71,31 @@ TEST_CASE("samples that differ from the stored schema are rejected with both sch
     const char* difference;
   };
   const std::vector<Case> cases = {
-      {"field type", [](Sample& s) { s.metric.fields[0].value = std::string("x"); },
+      {"field type",
+       [](Sample& s) {
+         tally::test::change_series(
+             s, [](Timeseries& t) { t.metric.fields[0].value = std::string("x"); });
+       },
        "field 'shard' is i64 in the stored schema but string in the new one"},
       {"datum type", [](Sample& s) { s.datum = 1.5; }, "datum type differs: i64 vs f64"},
       {"extra field",
        [](Sample& s) {
-         s.metric.fields.push_back({"zone", std::string("b")});
+         tally::test::change_series(s, [&](Timeseries& t) {
+           t.metric.fields.push_back({"zone", std::string("b")});
+         });
        },
        "field 'zone' only in the new schema (metric)"},
-      {"missing field", [](Sample& s) { s.metric.fields.clear(); },
+      {"missing field",
+       [](Sample& s) {
+         tally::test::change_series(s, [](Timeseries& t) { t.metric.fields.clear(); });
+       },
        "field 'shard' only in the stored schema (metric)"},
       {"field source",
        [](Sample& s) {
-         s.target.fields.push_back(s.metric.fields[0]);
-         s.metric.fields.clear();
+         tally::test::change_series(s, [&](Timeseries& t) {
+           t.target.fields.push_back(t.metric.fields[0]);
+           t.metric.fields.clear();
+         });
        },
        "field 'shard' is a metric field in the stored schema but a target field in the new one"},
   };
@@ -115,7 +127,8 @@ TEST_CASE("fields are matched by name whatever order a sample lists them in") {
   // and searches by name when the order differs.
   const auto with_fields = [](int64_t i, Fields metric_fields) {
     Sample s = numbered_sample(i);
-    s.metric.fields = std::move(metric_fields);
+    tally::test::change_series(s,
+                               [&](Timeseries& t) { t.metric.fields = std::move(metric_fields); });
     return s;
   };
   const Fields listed = {{"shard", int64_t{1}}, {"zone", std::string("a")}};
@@ -157,7 +170,8 @@ TEST_CASE("a schema stored by someone else is the one samples are checked agains
 TEST_CASE("samples Postgres cannot hold are rejected as unstorable") {
   Fixture f;
   std::vector<Sample> samples = numbered(0, 4);
-  samples[1].target.fields[0].value = std::string("bad \xff utf-8");
+  tally::test::change_series(
+      samples[1], [&](Timeseries& t) { t.target.fields[0].value = std::string("bad \xff utf-8"); });
   samples[2].timestamp = Timestamp(std::chrono::sys_days(std::chrono::year(10000) / 1 / 1));
   auto result = f.checker->check(std::move(samples));
   CHECK(numbers_of(result.accepted) == std::vector<int64_t>{0, 3});

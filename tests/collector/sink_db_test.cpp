@@ -9,10 +9,10 @@
 
 #include "sink_fakes.h"
 #include "support/private_cluster.h"
+#include "support/series.h"
 #include "support/test_db.h"
 #include "tally/collector/schema_check.h"
 #include "tally/collector/sink.h"
-#include "tally/common/timeseries_key.h"
 #include "tally/schema/measurement_reader.h"
 #include "tally/schema/migrations.h"
 
@@ -30,7 +30,8 @@ class Switch {
  public:
   explicit Switch(std::string url)
       : url_(std::move(url)),
-        dead_url_("postgresql://postgres@127.0.0.1:" + std::to_string(tally::test::unused_port()) + "/x") {}
+        dead_url_("postgresql://postgres@127.0.0.1:" + std::to_string(tally::test::unused_port()) +
+                  "/x") {}
   ConnectionFactory factory() {
     return [this] { return pg::Connection::open(up ? url_ : dead_url_, std::chrono::seconds(5)); };
   }
@@ -51,16 +52,20 @@ void terminate_sessions(const TestDatabase& db) {
 // Sample i: one of three series (a gauge, a counter, a histogram), timestamp kT0 + i ms.
 Sample db_sample(int64_t i) {
   Sample s;
-  s.target = {"sink_db_test", {{"instance", std::string("a")}}};
+  tally::test::change_series(s, [&](Timeseries& t) {
+    t.target = {"sink_db_test", {{"instance", std::string("a")}}};
+  });
   s.timestamp = test::kT0 + std::chrono::milliseconds(i);
   const Timestamp start = test::kT0 - std::chrono::hours(1);
   switch (i % 3) {
     case 0:
-      s.metric = {"gauge", {{"route", std::string("/v1/items")}}};
+      tally::test::change_series(s, [&](Timeseries& t) {
+        t.metric = {"gauge", {{"route", std::string("/v1/items")}}};
+      });
       s.datum = static_cast<double>(i) * 0.5;
       break;
     case 1:
-      s.metric = {"counter", {}};
+      tally::test::change_series(s, [&](Timeseries& t) { t.metric = {"counter", {}}; });
       s.datum = Cumulative<uint64_t>{start, static_cast<uint64_t>(i)};
       break;
     default: {
@@ -72,7 +77,7 @@ Sample db_sample(int64_t i) {
       h.max = 0.5;
       h.sum_of_samples = 0.25 * static_cast<double>(i);
       h.squared_mean = 0.04;
-      s.metric = {"latency", {}};
+      tally::test::change_series(s, [&](Timeseries& t) { t.metric = {"latency", {}}; });
       s.datum = std::move(h);
       break;
     }
@@ -89,7 +94,7 @@ std::vector<Sample> db_samples(int64_t first, int64_t count) {
 // Every sample is stored exactly once, value for value, and nothing else is.
 void check_stored_exactly_once(pg::Connection& conn, const std::vector<Sample>& samples) {
   std::map<int64_t, std::vector<const Sample*>> expected;
-  for (const Sample& s : samples) expected[timeseries_key(s)].push_back(&s);
+  for (const Sample& s : samples) expected[s.key()].push_back(&s);
   for (auto& [key, want] : expected) {
     std::sort(want.begin(), want.end(),
               [](const Sample* a, const Sample* b) { return a->timestamp < b->timestamp; });
@@ -262,7 +267,7 @@ TEST_CASE("the schema check stores new schemas, rejects conflicts and survives a
   f.sw.up = false;
   terminate_sessions(f.db);
   Sample fresh = db_sample(36);
-  fresh.metric.name = "brand_new";
+  tally::test::change_series(fresh, [&](Timeseries& t) { t.metric.name = "brand_new"; });
   auto outage = other.check({db_sample(37), fresh});
   CHECK(outage.status.code() == "database");
   CHECK(outage.accepted.size() == 1);

@@ -5,9 +5,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -71,12 +71,9 @@ inline const Timestamp kT0 = parse_rfc3339("2026-11-22T10:00:00Z").value();
 
 // Sample number `i`: its datum and its timestamp carry i, so order and identity can be checked.
 inline Sample numbered_sample(int64_t i, std::string metric = "requests") {
-  Sample s;
-  s.target = {"sink_test", {{"host", std::string("a")}}};
-  s.metric = {std::move(metric), {{"shard", int64_t{i % 3}}}};
-  s.timestamp = kT0 + std::chrono::microseconds(i);
-  s.datum = int64_t{i};
-  return s;
+  return Sample{make_timeseries({"sink_test", {{"host", std::string("a")}}},
+                                {std::move(metric), {{"shard", int64_t{i % 3}}}}),
+                kT0 + std::chrono::microseconds(i), int64_t{i}};
 }
 
 inline std::vector<Sample> numbered(int64_t first, int64_t count) {

@@ -14,6 +14,7 @@
 
 #include "../../tools/benchmarks/workload.h"  // the bench mix
 #include "sink_fakes.h"
+#include "support/series.h"
 #include "support/test_db.h"
 #include "tally/common/collect_json.h"
 
@@ -110,9 +111,9 @@ struct Fixture {
 
 // The identity SinkStats documents, for a spool that started empty.
 void check_counts_add_up(const SinkStats& s) {
-  CHECK(s.samples_queued == s.samples_stored + s.rejected_database +
-                                s.dropped_spool_full + s.dropped_spool_error + s.queue_depth +
-                                s.in_flight + (s.samples_spooled - s.samples_replayed));
+  CHECK(s.samples_queued == s.samples_stored + s.rejected_database + s.dropped_spool_full +
+                                s.dropped_spool_error + s.queue_depth + s.in_flight +
+                                (s.samples_spooled - s.samples_replayed));
 }
 
 TEST_CASE("a full batch is written at once, the rest after batch_interval") {
@@ -224,16 +225,21 @@ TEST_CASE("a push never waits for room an empty queue could not give it, and sto
   CHECK(f.writer->written().size() == 30 + accepted);
 }
 
-TEST_CASE("queued_sample_bytes counts the Sample and the heap blocks it owns") {
+TEST_CASE("queued_sample_bytes counts the Sample, its timeseries and the heap blocks they own") {
   Sample s = test::numbered_sample(1);  // short names and values: no heap strings
-  // Two field vectors of one Field each (72 bytes, a 80-byte block), nothing else.
-  CHECK(queued_sample_bytes(s) == sizeof(Sample) + 2 * 80);
+  // The Timeseries with make_shared's control block, and two field vectors of one Field each
+  // (72 bytes, a 80-byte block), nothing else.
+  const std::size_t series = (16 + sizeof(Timeseries) + 8 + 15) / 16 * 16;
+  CHECK(queued_sample_bytes(s) == sizeof(Sample) + series + 2 * 80);
   const std::size_t base = queued_sample_bytes(s);
-  s.metric.fields.push_back({"path", std::string(100, 'x')});  // 101 bytes: a 112-byte block
-  s.metric.fields.shrink_to_fit();
-  CHECK(queued_sample_bytes(s) == sizeof(Sample) + 80 + 160 + 112);
-  s.metric.name = std::string(40, 'm');  // 41 bytes: a 64-byte block
-  CHECK(queued_sample_bytes(s) == sizeof(Sample) + 80 + 160 + 112 + 64);
+  // 101 bytes: a 112-byte block; make_timeseries leaves no spare capacity in the vectors.
+  tally::test::change_series(s, [](Timeseries& t) {
+    t.metric.fields.push_back({"path", std::string(100, 'x')});
+  });
+  CHECK(queued_sample_bytes(s) == sizeof(Sample) + series + 80 + 160 + 112);
+  // 41 bytes: a 64-byte block.
+  tally::test::change_series(s, [](Timeseries& t) { t.metric.name = std::string(40, 'm'); });
+  CHECK(queued_sample_bytes(s) == sizeof(Sample) + series + 80 + 160 + 112 + 64);
   Sample t = test::numbered_sample(1);
   Histogram<double> h;
   h.bins.resize(20);  // 480 bytes: a 496-byte block

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/every_datum.h"
+#include "support/series.h"
 #include "tally/common/collect_json.h"
 
 namespace tally::collector {
@@ -26,8 +27,9 @@ std::vector<Sample> zoo(uint64_t seed) {
   std::vector<Sample> samples;
   const std::vector<Datum> datums = every_datum(seed);
   for (std::size_t k = 0; k < datums.size(); ++k) {
-    samples.push_back({target_of(seed + k / 3), metric_of(seed, k), static_cast<uint32_t>(1 + k),
-                       test::ts("2026-12-03T10:00:00Z") + std::chrono::microseconds(k), datums[k]});
+    samples.push_back(
+        {make_timeseries(target_of(seed + k / 3), metric_of(seed, k), static_cast<uint32_t>(1 + k)),
+         test::ts("2026-12-03T10:00:00Z") + std::chrono::microseconds(k), datums[k]});
   }
   return samples;
 }
@@ -76,7 +78,7 @@ TEST_CASE("a record round-trips every datum and field type, NaN and -0 bit for b
   for (uint64_t seed : {0, 1, 5, 15, 42}) {
     CAPTURE(seed);
     const std::vector<Sample> samples = zoo(seed);
-    for (const Sample& s : samples) REQUIRE_MESSAGE(validate_sample(s).ok(), s.metric.name);
+    for (const Sample& s : samples) REQUIRE_MESSAGE(validate_sample(s).ok(), s.metric().name);
     const std::string record = encode_record(samples);
     CHECK(u32_at(record, 8) == 2);
     CHECK(u32_at(record, 12) == samples.size());
@@ -101,9 +103,13 @@ TEST_CASE("an empty record round-trips") {
 
 TEST_CASE("a target repeated by the next sample is written once") {
   std::vector<Sample> one_target = zoo(1);
-  for (Sample& s : one_target) s.target = target_of(1);
+  for (Sample& s : one_target) {
+    tally::test::change_series(s, [](Timeseries& t) { t.target = target_of(1); });
+  }
   std::vector<Sample> targets = one_target;
-  for (std::size_t i = 0; i < targets.size(); ++i) targets[i].target = target_of(i);
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    tally::test::change_series(targets[i], [&](Timeseries& t) { t.target = target_of(i); });
+  }
   const std::string shared = encode_record(one_target);
   const std::string apart = encode_record(targets);
   // Every sample after the first saves the target: its name, two fields and their values.
@@ -123,13 +129,15 @@ TEST_CASE("a sample Postgres cannot hold is refused: replays reach the writer un
   for (const uint32_t version : {1u, 2u}) {
     CAPTURE(version);
     std::vector<Sample> samples = zoo(6);
-    samples[2].metric.fields.push_back({"nul_text", FieldValue(std::string("a\0b", 3))});
+    tally::test::change_series(samples[2], [&](Timeseries& t) {
+      t.metric.fields.push_back({"nul_text", FieldValue(std::string("a\0b", 3))});
+    });
     REQUIRE(validate_sample(samples[2]).ok());
     const std::vector<CollectItem> items = {{samples, std::nullopt}};
-    const std::string record =
-        version == 2 ? encode_record(samples)
-                     : sealed_record(1, static_cast<uint32_t>(samples.size()),
-                                     encode_collect_response(items));
+    const std::string record = version == 2
+                                   ? encode_record(samples)
+                                   : sealed_record(1, static_cast<uint32_t>(samples.size()),
+                                                   encode_collect_response(items));
     std::vector<Sample> out = zoo(1);
     const Result<std::size_t> n = decode_record(record, out);
     REQUIRE_FALSE(n.ok());
@@ -144,7 +152,7 @@ TEST_CASE("a damaged payload is refused with where, and the output is left as it
   append_binary_samples(payload, samples);
   const auto count = static_cast<uint32_t>(samples.size());
   Sample invalid = samples[0];
-  invalid.timeseries_version = 0;
+  tally::test::change_series(invalid, [&](Timeseries& t) { t.version = 0; });
   std::string invalid_payload;
   append_binary_samples(invalid_payload, std::vector<Sample>{invalid});
   std::string flagged_first = payload;
@@ -194,7 +202,7 @@ TEST_CASE("a damaged field count cannot make the decoder reserve more than the p
   std::string payload;
   append_binary_samples(payload, samples);
   // Flags byte, target name length and name, then the target's field count.
-  const std::size_t at = 1 + 4 + samples[0].target.name.size();
+  const std::size_t at = 1 + 4 + samples[0].target().name.size();
   const uint32_t huge = 0xFFFFFFFF;
   std::memcpy(payload.data() + at, &huge, 4);
   std::vector<Sample> out;

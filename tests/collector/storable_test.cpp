@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "support/series.h"
 #include "tally/collector/copy_writer.h"
 
 namespace tally::collector {
@@ -29,8 +30,7 @@ TEST_CASE("check_storable rejects what Postgres cannot hold with code unstorable
       {"long, then unicode", std::string(ascii16 + "é漢😀"), ascii16 + "é", ok_time, true},
       {"NUL in the 8th byte", std::string("abcdefg\0ijklmnop", 16), "x", ok_time, false},
       {"NUL in the 17th byte", 1.0, ascii16 + std::string(1, '\0'), ok_time, false},
-      {"invalid UTF-8 in the 12th byte", std::string("abcdefghijk\xffmnop"), "x", ok_time,
-       false},
+      {"invalid UTF-8 in the 12th byte", std::string("abcdefghijk\xffmnop"), "x", ok_time, false},
       {"truncated UTF-8 at the end of 16", std::string("abcdefghijklmn\xe6\xbc"), "x", ok_time,
        false},
       {"unicode", std::string("é漢😀"), "é", ok_time, true},
@@ -51,8 +51,10 @@ TEST_CASE("check_storable rejects what Postgres cannot hold with code unstorable
   for (const Case& c : cases) {
     CAPTURE(c.name);
     Sample s;
-    s.target = {"t", {{"f", c.target_field}}};
-    s.metric.name = "m";
+    tally::test::change_series(s, [&](Timeseries& t) {
+      t.target = {"t", {{"f", c.target_field}}};
+      t.metric.name = "m";
+    });
     s.timestamp = c.timestamp;
     s.datum = c.datum;
     const Status st = check_storable(s);

@@ -60,7 +60,8 @@ TEST_CASE("a SampleJsonTemplate writes what append_sample_json writes, for every
     const auto check = [&](const Datum& d) {
       std::string got = "prefix,";
       t.append(got, timestamp_json(at), d);
-      CHECK(got == "prefix," + sample_json(Sample{target_of(1), metric, 3, at, d}));
+      CHECK(got ==
+            "prefix," + sample_json(Sample{make_timeseries(target_of(1), metric, 3), at, d}));
     };
     check(shapes[k]);
     check(same_shape[k]);
@@ -84,7 +85,7 @@ TEST_CASE("a SampleJsonTemplate given other bin edges renders them, also -0 agai
     for (const Histogram<double>& h : {zero, negative_zero, longer}) {
       std::string got;
       t->append(got, timestamp_json(at), h);
-      CHECK(got == sample_json(Sample{target_of(1), metric, 1, at, h}));
+      CHECK(got == sample_json(Sample{make_timeseries(target_of(1), metric), at, h}));
     }
   }
   std::string text;
@@ -109,10 +110,10 @@ TEST_CASE("a histogram's numbers are written as std::to_chars writes them, -0 an
       R"({"range":{"type":"range","start":0.5,"end":1e+21},"count":12345678901234567890},)"
       R"({"range":{"type":"range_from","start":1e+21},"count":3}],"n_samples":12,"min":1e-07,)"
       R"("max":1e+05,"sum_of_samples":0.30000000000000004,"squared_mean":"NaN"}}}})";
-  const Sample s{target_of(1), Metric{"latency", {}}, 1, at, h};
+  const Sample s{make_timeseries(target_of(1), Metric{"latency", {}}), at, h};
   const std::string json = sample_json(s);
   CHECK(json.substr(json.find("\"datum\":{")) == want);
-  const SampleJsonTemplate t(std::make_shared<TargetJson>(target_of(1)), s.metric, 1, h);
+  const SampleJsonTemplate t(std::make_shared<TargetJson>(target_of(1)), s.metric(), 1, h);
   std::string from_template;
   t.append(from_template, timestamp_json(at), h);
   CHECK(from_template == json);
@@ -133,9 +134,9 @@ TEST_CASE("a histogram larger than the encoder's stack buffer is written whole b
     h.max = 1e21;
     h.sum_of_samples = 0.1;
     h.squared_mean = 2.5e-300;
-    const Sample s{target_of(1), Metric{"latency", {}}, 1, at, h};
+    const Sample s{make_timeseries(target_of(1), Metric{"latency", {}}), at, h};
     const std::string json = sample_json(s);
-    const SampleJsonTemplate t(std::make_shared<TargetJson>(target_of(1)), s.metric, 1, h);
+    const SampleJsonTemplate t(std::make_shared<TargetJson>(target_of(1)), s.metric(), 1, h);
     std::string from_template;
     t.append(from_template, timestamp_json(at), h);
     CHECK(from_template == json);
@@ -157,10 +158,10 @@ TEST_CASE("a large mixed body round-trips through encode and decode value for va
     const std::vector<Datum> datums = every_datum(seed);
     for (std::size_t k = 0; k < datums.size(); ++k) {
       CollectItem& item = items[k % 2 == 0 ? 0 : 2];
-      item.samples.push_back(
-          Sample{target_of(seed), metric_of(seed, k), static_cast<uint32_t>(1 + i % 3),
-                 ts("2026-11-22T10:00:00Z") + std::chrono::microseconds(rng() % 3'600'000'000),
-                 datums[k]});
+      item.samples.push_back(Sample{
+          make_timeseries(target_of(seed), metric_of(seed, k), static_cast<uint32_t>(1 + i % 3)),
+          ts("2026-11-22T10:00:00Z") + std::chrono::microseconds(rng() % 3'600'000'000),
+          datums[k]});
     }
   }
   items[1].error = ProducerError{"datum_error", "disk \"sda\" gone"};

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "tally/common/names.h"
 #include "support/fixtures.h"
+#include "support/series.h"
+#include "tally/common/names.h"
+#include "tally/common/timeseries_key.h"
 
 namespace tally {
 namespace {
@@ -38,15 +40,13 @@ IpAddr ip(std::string_view text) {
 }
 
 Sample make_sample(Datum datum) {
-  Sample s;
-  s.target.name = "http_service";
-  s.target.fields = {{"name", std::string("api")},
-                     {"instance_id", uuid("6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f")}};
-  s.metric.name = "request_latency";
-  s.metric.fields = {{"route", std::string("/v1/items")}, {"status_code", uint16_t{200}}};
-  s.timestamp = ts("2026-11-22T10:00:00.123456Z");
-  s.datum = std::move(datum);
-  return s;
+  Target target{"http_service",
+                {{"name", std::string("api")},
+                 {"instance_id", uuid("6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f")}}};
+  Metric metric{"request_latency",
+                {{"route", std::string("/v1/items")}, {"status_code", uint16_t{200}}}};
+  return Sample{make_timeseries(std::move(target), std::move(metric)),
+                ts("2026-11-22T10:00:00.123456Z"), std::move(datum)};
 }
 
 std::string encode(const std::vector<Sample>& samples) {
@@ -214,10 +214,10 @@ TEST_CASE("decode: an empty list and an ok item with no samples") {
 }
 
 TEST_CASE("decode: timeseries_version defaults to 1 and is kept when given") {
-  CHECK(decode_samples(doc(R"({"type":"i64","datum":5})"))[0].timeseries_version == 1);
+  CHECK(decode_samples(doc(R"({"type":"i64","datum":5})"))[0].timeseries_version() == 1);
   std::string v7 = doc(R"({"type":"i64","datum":5})");
   v7.replace(v7.find("\"target\""), 0, "\"timeseries_version\":7,");
-  CHECK(decode_samples(v7)[0].timeseries_version == 7);
+  CHECK(decode_samples(v7)[0].timeseries_version() == 7);
 }
 
 TEST_CASE("decode: keys in any order, unknown keys at every level ignored") {
@@ -235,9 +235,11 @@ TEST_CASE("decode: keys in any order, unknown keys at every level ignored") {
   const std::vector<Sample> samples = decode_samples(json);
   REQUIRE(samples.size() == 1);
   Sample expected;
-  expected.target.name = "t";
-  expected.metric.name = "m";
-  expected.metric.fields = {{"k", true}};
+  test::change_series(expected, [&](Timeseries& t) {
+    t.target.name = "t";
+    t.metric.name = "m";
+    t.metric.fields = {{"k", true}};
+  });
   expected.timestamp = ts("2026-01-02T00:00:00Z");
   expected.datum = Cumulative<uint64_t>{ts("2026-01-01T00:00:00Z"), 7};
   CHECK(same_sample(samples[0], expected));
@@ -346,28 +348,31 @@ TEST_CASE("decode: the limit is enforced before the offending sample is parsed")
 
 TEST_CASE("round trip: every field type, with extreme values") {
   Sample s = make_sample(int64_t{1});
-  s.target.fields = {
-      {"s", std::string("")},
-      {"s_unicode", std::string("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \"q\" \\ \n\t\x01\x1f")},
-      {"i8_min", std::numeric_limits<int8_t>::min()},
-      {"i8_max", std::numeric_limits<int8_t>::max()},
-      {"u8_max", std::numeric_limits<uint8_t>::max()},
-      {"i16_min", std::numeric_limits<int16_t>::min()},
-      {"u16_max", std::numeric_limits<uint16_t>::max()},
-      {"i32_min", std::numeric_limits<int32_t>::min()},
-      {"u32_max", std::numeric_limits<uint32_t>::max()},
-      {"i64_min", std::numeric_limits<int64_t>::min()},
-      {"i64_max", std::numeric_limits<int64_t>::max()},
-      {"u64_max", std::numeric_limits<uint64_t>::max()},
-      {"u64_zero", uint64_t{0}},
-      {"ip4", ip("192.168.0.1")},
-      {"ip6", ip("2001:db8::ff00:42:8329")},
-      {"ip6_mapped", ip("::ffff:10.0.0.1")},
-      {"id", uuid("00000000-0000-0000-0000-000000000000")},
-      {"id_max", uuid("ffffffff-ffff-ffff-ffff-ffffffffffff")},
-      {"yes", true},
-      {"no", false}};
-  s.metric.fields = {};
+  test::change_series(s, [&](Timeseries& t) {
+    t.target.fields = {
+        {"s", std::string("")},
+        {"s_unicode",
+         std::string("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \"q\" \\ \n\t\x01\x1f")},
+        {"i8_min", std::numeric_limits<int8_t>::min()},
+        {"i8_max", std::numeric_limits<int8_t>::max()},
+        {"u8_max", std::numeric_limits<uint8_t>::max()},
+        {"i16_min", std::numeric_limits<int16_t>::min()},
+        {"u16_max", std::numeric_limits<uint16_t>::max()},
+        {"i32_min", std::numeric_limits<int32_t>::min()},
+        {"u32_max", std::numeric_limits<uint32_t>::max()},
+        {"i64_min", std::numeric_limits<int64_t>::min()},
+        {"i64_max", std::numeric_limits<int64_t>::max()},
+        {"u64_max", std::numeric_limits<uint64_t>::max()},
+        {"u64_zero", uint64_t{0}},
+        {"ip4", ip("192.168.0.1")},
+        {"ip6", ip("2001:db8::ff00:42:8329")},
+        {"ip6_mapped", ip("::ffff:10.0.0.1")},
+        {"id", uuid("00000000-0000-0000-0000-000000000000")},
+        {"id_max", uuid("ffffffff-ffff-ffff-ffff-ffffffffffff")},
+        {"yes", true},
+        {"no", false}};
+    t.metric.fields = {};
+  });
   check_round_trip({s});
 }
 
@@ -463,7 +468,7 @@ TEST_CASE("round trip: missing datums of gauge, cumulative and histogram types")
 
 TEST_CASE("round trip: versions, timestamps before 1970 and at the microsecond") {
   Sample s = make_sample(uint64_t{3});
-  s.timeseries_version = std::numeric_limits<uint32_t>::max();
+  test::change_series(s, [&](Timeseries& t) { t.version = std::numeric_limits<uint32_t>::max(); });
   s.timestamp = ts("1969-12-31T23:59:59.999999Z");
   Sample t = make_sample(Cumulative<int64_t>{ts("1900-01-01T00:00:00Z"), 1});
   t.timestamp = ts("2999-12-31T23:59:59.000001Z");
@@ -511,10 +516,12 @@ TEST_CASE("round trip: a large response, then a small one on the same thread") {
 
 TEST_CASE("encode: a gauge sample has exactly the shape of DESIGN.md 3.1") {
   Sample s;
-  s.target.name = "t";
-  s.target.fields = {{"a", uint16_t{200}}, {"id", uuid("6F1F3C1E-0C0E-4C5A-9F0E-3A2B1C0D9E8F")}};
-  s.metric.name = "m";
-  s.metric.fields = {{"addr", ip("2001:DB8:0:0:0:0:0:1")}, {"up", true}, {"n", int8_t{-8}}};
+  test::change_series(s, [&](Timeseries& t) {
+    t.target.name = "t";
+    t.target.fields = {{"a", uint16_t{200}}, {"id", uuid("6F1F3C1E-0C0E-4C5A-9F0E-3A2B1C0D9E8F")}};
+    t.metric.name = "m";
+    t.metric.fields = {{"addr", ip("2001:DB8:0:0:0:0:0:1")}, {"up", true}, {"n", int8_t{-8}}};
+  });
   s.timestamp = ts("2026-01-01T00:00:00Z");
   s.datum = 1.5;
   std::string out;
@@ -646,9 +653,14 @@ TEST_CASE("encode: strings are escaped, UTF-8 passes through, invalid bytes beco
 // The escaper skips plain text eight bytes at a time: a byte that needs escaping is found at
 // every offset of a block, and after a block too.
 TEST_CASE("encode: a byte to escape is found wherever it sits in a long string") {
-  const std::pair<std::string, std::string> specials[] = {
-      {"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"}, {std::string(1, '\0'), "\\u0000"},
-      {"\x1f", "\\u001f"}, {"\xff", "\xEF\xBF\xBD"}, {"\xC3\xA9", "\xC3\xA9"}, {"\x7f", "\x7f"}};
+  const std::pair<std::string, std::string> specials[] = {{"\"", "\\\""},
+                                                          {"\\", "\\\\"},
+                                                          {"\n", "\\n"},
+                                                          {std::string(1, '\0'), "\\u0000"},
+                                                          {"\x1f", "\\u001f"},
+                                                          {"\xff", "\xEF\xBF\xBD"},
+                                                          {"\xC3\xA9", "\xC3\xA9"},
+                                                          {"\x7f", "\x7f"}};
   for (const auto& [special, escaped] : specials) {
     for (std::size_t at = 0; at <= 17; ++at) {
       CAPTURE(at);
@@ -886,8 +898,7 @@ std::vector<BadCase> bad_cases() {
       {"range start missing",
        doc(histogram("histogram_u8", R"([{"range":{"type":"range_from"},"count":1}])")),
        "bins[0].range: missing key 'start'"},
-      {"range type missing",
-       doc(histogram("histogram_u8", R"([{"range":{"start":1},"count":1}])")),
+      {"range type missing", doc(histogram("histogram_u8", R"([{"range":{"start":1},"count":1}])")),
        "bins[0].range: missing key 'type'"},
       {"bin count missing",
        doc(histogram("histogram_u8", R"([{"range":{"type":"range_from","start":1}}])")),
@@ -925,14 +936,133 @@ TEST_CASE("decode: one bad sample rejects the whole response") {
   CHECK(r.error() == "[0].info[1].measurement.datum: unknown type 'i65'");
 }
 
+// ---------------------------------------------------------------------------------------------
+// The memo: a producer's next response shares the timeseries of its last one
+
+// Decodes `json` (one ok item) with `memo` and returns its samples.
+std::vector<Sample> decode_with(CollectDecodeMemo& memo, const std::string& json) {
+  Result<std::vector<CollectItem>> r = decode_collect_response(json, {}, &memo);
+  REQUIRE_MESSAGE(r.ok(), r.error());
+  REQUIRE(r->size() == 1);
+  return (*r)[0].samples;
+}
+
+// Checks got[i] against want[i] value for value, and whether it shares the timeseries of
+// last[i] (sharing[i]).
+void check_decoded(const std::vector<Sample>& got, const std::vector<Sample>& want,
+                   const std::vector<Sample>& last, const std::vector<bool>& sharing) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);
+    CHECK(same_sample(got[i], want[i]));
+    CHECK(got[i].key() ==
+          timeseries_key(want[i].target(), want[i].metric(), want[i].timeseries_version()));
+    if (i < last.size()) CHECK((got[i].series == last[i].series) == sharing[i]);
+  }
+}
+
+TEST_CASE("memo: the same series in the same places share the last response's timeseries") {
+  CollectDecodeMemo memo;
+  const std::vector<Sample> samples = {make_sample(int64_t{1}), make_sample(2.5)};
+  const std::vector<Sample> first = decode_with(memo, encode(samples));
+  check_decoded(first, samples, {}, {});
+  CHECK(memo.last.size() == 2);
+  // New values and timestamps, the same series.
+  std::vector<Sample> later = samples;
+  later[0].datum = int64_t{7};
+  later[1].timestamp += std::chrono::seconds(10);
+  const std::vector<Sample> second = decode_with(memo, encode(later));
+  check_decoded(second, later, first, {true, true});
+  // Without a memo nothing is shared.
+  check_decoded(decode_samples(encode(later)), later, second, {false, false});
+}
+
+TEST_CASE("memo: a changed metric, target or version makes a timeseries of its own") {
+  const Sample base = make_sample(int64_t{1});
+  Sample metric = base;  // the same length: only the bytes differ
+  test::change_series(metric, [](Timeseries& t) { t.metric.fields[1].value = uint16_t{201}; });
+  Sample target = base;
+  test::change_series(target, [](Timeseries& t) { t.target.fields[0].value = std::string("apj"); });
+  Sample version = base;
+  test::change_series(version, [](Timeseries& t) { t.version = 2; });
+  const std::vector<Sample> samples = {base, base, base, base};
+  CollectDecodeMemo memo;
+  const std::vector<Sample> first = decode_with(memo, encode(samples));
+  const std::vector<Sample> changed = {base, metric, target, version};
+  const std::vector<Sample> second = decode_with(memo, encode(changed));
+  check_decoded(second, changed, first, {true, false, false, false});
+  // And back: the memo holds what the last response had.
+  check_decoded(decode_with(memo, encode(samples)), samples, second, {true, false, false, false});
+}
+
+TEST_CASE("memo: series that moved are decoded anew, not mistaken for their neighbours") {
+  std::vector<Sample> samples;
+  for (int i = 0; i < 4; ++i) {
+    Sample s = make_sample(int64_t{i});
+    test::change_series(s, [&](Timeseries& t) { t.metric.name = "m" + std::to_string(i); });
+    samples.push_back(s);
+  }
+  CollectDecodeMemo memo;
+  const std::vector<Sample> first = decode_with(memo, encode(samples));
+  // A series added in front shifts the others by one place.
+  std::vector<Sample> shifted = samples;
+  Sample added = make_sample(int64_t{9});
+  test::change_series(added, [](Timeseries& t) { t.metric.name = "added"; });
+  shifted.insert(shifted.begin(), added);
+  const std::vector<Sample> second = decode_with(memo, encode(shifted));
+  check_decoded(second, shifted, first, {false, false, false, false});
+  // The next response, in the new order, shares them again.
+  check_decoded(decode_with(memo, encode(shifted)), shifted, second,
+                {true, true, true, true, true});
+}
+
+TEST_CASE("memo: a failed decode leaves nothing behind, the next one decodes afresh") {
+  const std::vector<Sample> samples = {make_sample(int64_t{1}), make_sample(int64_t{2})};
+  CollectDecodeMemo memo;
+  const std::vector<Sample> first = decode_with(memo, encode(samples));
+  std::string bad = encode(samples);
+  bad.replace(bad.rfind("\"i64\""), 5, "\"i65\"");  // the second sample's datum
+  Result<std::vector<CollectItem>> r = decode_collect_response(bad, {}, &memo);
+  REQUIRE_FALSE(r.ok());
+  CHECK(memo.last.empty());
+  check_decoded(decode_with(memo, encode(samples)), samples, first, {false, false});
+}
+
+// A bad metric is reported where it is, memo or not.
+TEST_CASE("memo: a metric that fails its checks is refused with its path") {
+  Sample bad = make_sample(int64_t{1});
+  test::change_series(bad, [](Timeseries& t) { t.metric.fields.push_back({"Bad", true}); });
+  const std::string json = encode({make_sample(int64_t{1}), bad});
+  CollectDecodeMemo memo;
+  for (int i = 0; i < 2; ++i) {
+    Result<std::vector<CollectItem>> r = decode_collect_response(json, {}, &memo);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() ==
+          "[0].info[1]: field 'Bad' of metric 'request_latency': must match "
+          "[a-z][a-z0-9]*(_[a-z0-9]+)*");
+  }
+  // A metric whose members lack their comma: the skip through the document does not see it,
+  // the metric's own parse does.
+  std::string no_comma = encode({make_sample(int64_t{1})});
+  const std::size_t name = no_comma.find(R"("metric":{"name":"request_latency",)");
+  REQUIRE(name != std::string::npos);
+  no_comma.erase(name + std::string_view(R"("metric":{"name":"request_latency")").size(), 1);
+  Result<std::vector<CollectItem>> r = decode_collect_response(no_comma, {}, &memo);
+  REQUIRE_FALSE(r.ok());
+  CHECK_MESSAGE(r.error().starts_with("[0].info[0].metric: invalid JSON"), r.error());
+}
+
 // The decoder copies a target whose text is the one it decoded last (decode_target).
 TEST_CASE("decode: every sample gets its own target, repeated or not") {
   Sample a = make_sample(int64_t{1});
   Sample b = make_sample(int64_t{2});
-  b.target.fields[0].value = std::string("apj");  // the same length: only the bytes differ
+  // The same length: only the bytes differ.
+  test::change_series(b, [](Timeseries& t) { t.target.fields[0].value = std::string("apj"); });
   Sample c = make_sample(int64_t{3});
-  c.target.name = "other_service";
-  c.target.fields.pop_back();
+  test::change_series(c, [](Timeseries& t) {
+    t.target.name = "other_service";
+    t.target.fields.pop_back();
+  });
   const std::vector<Sample> samples = {a, a, b, a, c, c, b};
   const std::vector<Sample> back = decode_samples(encode(samples));
   REQUIRE(back.size() == samples.size());
@@ -963,7 +1093,8 @@ TEST_CASE("decode: a malformed target is refused after the same target decoded w
        "[0].info[1].target.name: expected a string, got a number"},
       {"duplicate key", R"("name":"http_service")", R"("name":"http_service","name":"x")",
        "[0].info[1].target: duplicate key 'name'"},
-      {"fields missing", R"("fields":)", R"("fieldz":)", "[0].info[1].target: missing key 'fields'"},
+      {"fields missing", R"("fields":)", R"("fieldz":)",
+       "[0].info[1].target: missing key 'fields'"},
       {"field name and key differ", R"("name":{"name":"name")", R"("name":{"name":"nome")",
        "[0].info[1].target.fields.name: the key 'name' differs from the field's name 'nome'"},
   };

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "support/series.h"
 #include "tally/common/sample.h"
 
 namespace tally {
@@ -91,13 +92,9 @@ TEST_CASE("validate_timeseries_name: two valid parts, at most 128 characters") {
 }
 
 Sample valid_sample() {
-  Sample s;
-  s.target.name = "x";
-  s.target.fields = {{"name", std::string("api")}};
-  s.metric.name = "requests";
-  s.metric.fields = {{"code", uint16_t{200}}};
-  s.datum = int64_t{1};
-  return s;
+  return Sample{make_timeseries({"x", {{"name", std::string("api")}}},
+                                {"requests", {{"code", uint16_t{200}}}}),
+                Timestamp{}, int64_t{1}};
 }
 
 TEST_CASE("validate_sample: names of the target, the metric and the fields") {
@@ -111,35 +108,46 @@ TEST_CASE("validate_sample: names of the target, the metric and the fields") {
   const Case cases[] = {
       {"bad target field name",
        [](Sample& s) {
-         s.target.fields.push_back({"Bad-Name", true});
+         test::change_series(s, [](Timeseries& t) {
+           t.target.fields.push_back({"Bad-Name", true});
+         });
        },
        "field 'Bad-Name' of target 'x': must match [a-z][a-z0-9]*(_[a-z0-9]+)*"},
       {"bad metric field name",
        [](Sample& s) {
-         s.metric.fields.push_back({"_a", true});
+         test::change_series(s, [](Timeseries& t) { t.metric.fields.push_back({"_a", true}); });
        },
        "field '_a' of metric 'requests': must match [a-z][a-z0-9]*(_[a-z0-9]+)*"},
       {"field name too long",
        [](Sample& s) {
-         s.metric.fields.push_back({std::string(65, 'a'), true});
+         test::change_series(s, [](Timeseries& t) {
+           t.metric.fields.push_back({std::string(65, 'a'), true});
+         });
        },
        "longer than 64 characters"},
       {"duplicate across target and metric",
        [](Sample& s) {
-         s.metric.fields.push_back({"name", true});
+         test::change_series(s, [](Timeseries& t) { t.metric.fields.push_back({"name", true}); });
        },
        "field 'name' of metric 'requests': duplicate field name"},
       {"duplicate inside the target",
        [](Sample& s) {
-         s.target.fields.push_back({"name", true});
+         test::change_series(s, [](Timeseries& t) { t.target.fields.push_back({"name", true}); });
        },
        "field 'name' of target 'x': duplicate field name"},
-      {"bad target name", [](Sample& s) { s.target.name = "X"; },
+      {"bad target name",
+       [](Sample& s) { test::change_series(s, [](Timeseries& t) { t.target.name = "X"; }); },
        "target 'X': must match [a-z][a-z0-9]*(_[a-z0-9]+)*"},
-      {"bad metric name", [](Sample& s) { s.metric.name = "a:b"; }, "metric 'a:b': must match"},
-      {"name too long", [](Sample& s) { s.metric.name = std::string(127, 'm'); },
+      {"bad metric name",
+       [](Sample& s) { test::change_series(s, [](Timeseries& t) { t.metric.name = "a:b"; }); },
+       "metric 'a:b': must match"},
+      {"name too long",
+       [](Sample& s) {
+         test::change_series(s, [](Timeseries& t) { t.metric.name = std::string(127, 'm'); });
+       },
        "longer than 128 characters"},
-      {"version zero", [](Sample& s) { s.timeseries_version = 0; },
+      {"version zero",
+       [](Sample& s) { test::change_series(s, [](Timeseries& t) { t.version = 0; }); },
        "timeseries 'x:requests': version must be at least 1"},
       {"invalid datum",
        [](Sample& s) {
@@ -159,7 +167,7 @@ TEST_CASE("validate_sample: names of the target, the metric and the fields") {
 
 TEST_CASE("validate_sample: the exact message for a bad field name") {
   Sample s = valid_sample();
-  s.target.fields = {{"Bad-Name", std::string("v")}};
+  test::change_series(s, [](Timeseries& t) { t.target.fields = {{"Bad-Name", std::string("v")}}; });
   Status st = validate_sample(s);
   REQUIRE_FALSE(st.ok());
   CHECK(st.message() == "field 'Bad-Name' of target 'x': must match [a-z][a-z0-9]*(_[a-z0-9]+)*");

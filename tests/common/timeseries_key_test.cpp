@@ -1,7 +1,6 @@
 #include "tally/common/timeseries_key.h"
 
 #include <doctest/doctest.h>
-
 #include <xxhash.h>
 
 #include <limits>
@@ -14,23 +13,24 @@ namespace {
 Uuid uuid(std::string_view text) { return *Uuid::parse(text); }
 IpAddr ip(std::string_view text) { return *IpAddr::parse(text); }
 
-Sample http_sample() {
-  Sample s;
+int64_t key_of(const Timeseries& t) { return timeseries_key(t.target, t.metric, t.version); }
+
+Timeseries http_series() {
+  Timeseries s;
   s.target.name = "http_service";
   s.target.fields = {{"name", std::string("api")},
                      {"instance_id", uuid("6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f")}};
   s.metric.name = "request_latency";
   s.metric.fields = {{"route", std::string("/v1/items")}, {"status_code", uint16_t{200}}};
-  s.datum = 1.0;
   return s;
 }
 
 // Every field type, named so that sorting interleaves target and metric fields.
-Sample every_type_sample() {
-  Sample s;
+Timeseries every_type_series() {
+  Timeseries s;
   s.target.name = "t";
   s.metric.name = "m";
-  s.timeseries_version = 3;
+  s.version = 3;
   s.target.fields = {{"n", false},
                      {"a", std::string("x y")},
                      {"k", uuid("ABCDEF01-2345-6789-ABCD-EF0123456789")},
@@ -45,13 +45,12 @@ Sample every_type_sample() {
                      {"d", std::numeric_limits<int16_t>::min()},
                      {"f", std::numeric_limits<int32_t>::min()},
                      {"h", std::numeric_limits<int64_t>::min()}};
-  s.datum = 1.0;
   return s;
 }
 
 TEST_CASE("canonical_series_text: name@version, then fields sorted by name across both") {
-  const Sample s = http_sample();
-  CHECK(canonical_series_text(s.timeseries_name(), 1, s.target.fields, s.metric.fields) ==
+  const Timeseries s = http_series();
+  CHECK(canonical_series_text(s.name(), 1, s.target.fields, s.metric.fields) ==
         "http_service:request_latency@1"
         "|instance_id=uuid:6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f"
         "|name=string:api|route=string:/v1/items|status_code=u16:200");
@@ -59,9 +58,8 @@ TEST_CASE("canonical_series_text: name@version, then fields sorted by name acros
 }
 
 TEST_CASE("canonical_series_text: the text form of every type") {
-  const Sample s = every_type_sample();
-  CHECK(canonical_series_text(s.timeseries_name(), s.timeseries_version, s.target.fields,
-                              s.metric.fields) ==
+  const Timeseries s = every_type_series();
+  CHECK(canonical_series_text(s.name(), s.version, s.target.fields, s.metric.fields) ==
         "t:m@3|a=string:x y|b=i8:-128|c=u8:255|d=i16:-32768|e=u16:65535|f=i32:-2147483648"
         "|g=u32:4294967295|h=i64:-9223372036854775808|i=u64:18446744073709551615"
         "|j=ip_addr:2001:db8::1|k=uuid:abcdef01-2345-6789-abcd-ef0123456789|l=bool:true"
@@ -74,65 +72,66 @@ TEST_CASE("canonical_series_text: the text form of every type") {
 TEST_CASE("timeseries_key: pinned values") {
   // "http_service:request_latency@1|instance_id=uuid:6f1f3c1e-0c0e-4c5a-9f0e-3a2b1c0d9e8f
   //  |name=string:api|route=string:/v1/items|status_code=u16:200" -> 2675066c8e83b792
-  CHECK(timeseries_key(http_sample()) == 2771128209033639826);
+  CHECK(key_of(http_series()) == 2771128209033639826);
   // "a:b@1" -> e0d181142202f493
   CHECK(timeseries_key("a:b", 1, {}, {}) == -2246872815611218797);
   // "a:b@2" -> cd503f1ce743e7ca
   CHECK(timeseries_key("a:b", 2, {}, {}) == -3652349904425850934);
   // The text of the test above -> 31af1c5f381d93cf
-  CHECK(timeseries_key(every_type_sample()) == 3580111424071766991);
+  CHECK(key_of(every_type_series()) == 3580111424071766991);
+}
+
+TEST_CASE("make_timeseries: keeps the key of what it identifies") {
+  const Timeseries t = http_series();
+  CHECK(make_timeseries(t.target, t.metric, t.version)->key == 2771128209033639826);
+  CHECK(make_timeseries(t.target, t.metric, 2)->key == key_of(Timeseries{t.target, t.metric, 2}));
 }
 
 TEST_CASE("timeseries_key: independent of field order and of where a field sits") {
-  Sample a = http_sample();
-  Sample b = http_sample();
+  Timeseries a = http_series();
+  Timeseries b = http_series();
   std::swap(b.target.fields[0], b.target.fields[1]);
   std::swap(b.metric.fields[0], b.metric.fields[1]);
-  CHECK(timeseries_key(a) == timeseries_key(b));
+  CHECK(key_of(a) == key_of(b));
   // Moving a field from the target to the metric does not change the series text.
-  Sample c = http_sample();
+  Timeseries c = http_series();
   c.metric.fields.push_back(c.target.fields.back());
   c.target.fields.pop_back();
-  CHECK(timeseries_key(a) == timeseries_key(c));
-  // The datum and timestamp are not part of the identity.
-  b.datum = int64_t{7};
-  b.timestamp += std::chrono::seconds(5);
-  CHECK(timeseries_key(a) == timeseries_key(b));
+  CHECK(key_of(a) == key_of(c));
 }
 
 TEST_CASE("timeseries_key: every part of the identity changes it") {
-  const int64_t base = timeseries_key(http_sample());
-  Sample s = http_sample();
-  s.timeseries_version = 2;
-  CHECK(timeseries_key(s) != base);
-  s = http_sample();
+  const int64_t base = key_of(http_series());
+  Timeseries s = http_series();
+  s.version = 2;
+  CHECK(key_of(s) != base);
+  s = http_series();
   s.metric.name = "request_count";
-  CHECK(timeseries_key(s) != base);
-  s = http_sample();
+  CHECK(key_of(s) != base);
+  s = http_series();
   s.metric.fields[1].value = uint16_t{404};
-  CHECK(timeseries_key(s) != base);
-  s = http_sample();
+  CHECK(key_of(s) != base);
+  s = http_series();
   s.metric.fields[1].value = uint32_t{200};  // same digits, another type
-  CHECK(timeseries_key(s) != base);
-  s = http_sample();
+  CHECK(key_of(s) != base);
+  s = http_series();
   s.target.fields[0].name = "nam";
-  CHECK(timeseries_key(s) != base);
+  CHECK(key_of(s) != base);
 }
 
 TEST_CASE("timeseries_key: the hash of the canonical text, also with more fields than fit inline") {
   for (int n : {0, 1, 31, 32, 33, 70}) {
-    Sample s = http_sample();
+    Timeseries s = http_series();
     s.target.fields.clear();
     s.metric.fields.clear();
     for (int i = n - 1; i >= 0; --i) {  // reverse order: the sort has work to do
       (i % 2 ? s.target.fields : s.metric.fields).push_back({"f" + std::to_string(i), int64_t{i}});
     }
-    const std::string text = canonical_series_text(s.timeseries_name(), s.timeseries_version,
-                                                    s.target.fields, s.metric.fields);
+    const std::string text =
+        canonical_series_text(s.name(), s.version, s.target.fields, s.metric.fields);
     CAPTURE(n);
-    CHECK(timeseries_key(s) == static_cast<int64_t>(XXH64(text.data(), text.size(), 0)));
-    CHECK(timeseries_key(s.timeseries_name(), 1, s.target.fields, s.metric.fields) ==
-          timeseries_key(s));
+    CHECK(key_of(s) == static_cast<int64_t>(XXH64(text.data(), text.size(), 0)));
+    CHECK(timeseries_key(s.name(), 1, s.target.fields, s.metric.fields) == key_of(s));
     if (n == 33) CHECK(text.starts_with("http_service:request_latency@1|f0=i64:0|f1=i64:1|f10="));
   }
 }

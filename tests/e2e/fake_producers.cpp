@@ -12,6 +12,7 @@
 #include <map>
 
 #include "e2e_support.h"
+#include "support/series.h"
 #include "tally/common/collect_json.h"
 
 namespace tally::test {
@@ -44,10 +45,12 @@ HttpResponse CounterProducer::serve() {
     served_.emplace_back(last_, value);
     for (int n = 0; n < series_; ++n) {
       Sample s;
-      s.target = Target{target_name_, {{"name", std::string("e2e")}}};
+      test::change_series(s, [&](Timeseries& t) {
+        t.target = Target{target_name_, {{"name", std::string("e2e")}}};
+      });
       FieldValue field = static_cast<uint16_t>(n);
       if (field_type_ == "string") field = std::to_string(n);
-      s.metric = Metric{"ticks", {{"n", field}}};
+      test::change_series(s, [&](Timeseries& t) { t.metric = Metric{"ticks", {{"n", field}}}; });
       s.timestamp = last_;
       s.datum = Cumulative<uint64_t>{start_time_, value};
       samples.push_back(std::move(s));

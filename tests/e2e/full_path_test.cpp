@@ -8,7 +8,6 @@
 #include "e2e_support.h"
 #include "support/test_db.h"
 #include "tally/common/collect_json.h"
-#include "tally/common/timeseries_key.h"
 
 using namespace tally;
 using namespace tally::test;
@@ -52,7 +51,7 @@ const Sample* find_series(const std::vector<Sample>& samples, const std::string&
   const Sample* best = nullptr;
   for (const Sample& s : samples) {
     if (s.timeseries_name() != name) continue;
-    if (key != 0 && timeseries_key(s) != key) continue;
+    if (key != 0 && s.key() != key) continue;
     // Of a counter, the busiest series: it changes between the polls the test compares.
     if (best == nullptr || (std::holds_alternative<Cumulative<uint64_t>>(s.datum) &&
                             std::get<Cumulative<uint64_t>>(s.datum).value >
@@ -102,7 +101,7 @@ TEST_CASE("e2e: an example producer registered with tallyctl is collected and st
   const std::vector<Sample> first = collect(producer.address());
   const Sample* info = find_series(first, "http_service:build_info");
   REQUIRE(info != nullptr);
-  const int64_t info_key = timeseries_key(*info);
+  const int64_t info_key = info->key();
   std::string stored_info;
   REQUIRE(eventually([&] {
     stored_info = query_scalar(db.url(),
@@ -121,7 +120,7 @@ TEST_CASE("e2e: an example producer registered with tallyctl is collected and st
   // served before and after it, under the same series key and start time.
   const Sample* counter = find_series(first, "http_service:request_count");
   REQUIRE(counter != nullptr);
-  const int64_t key = timeseries_key(*counter);
+  const int64_t key = counter->key();
   const auto& served_before = std::get<Cumulative<uint64_t>>(counter->datum);
   std::vector<std::vector<std::string>> rows;
   REQUIRE(eventually([&] {
@@ -148,7 +147,7 @@ TEST_CASE("e2e: an example producer registered with tallyctl is collected and st
     return query_scalar(db.url(),
                         "SELECT count(*) FROM tally.measurements_histogram_f64 WHERE "
                         "timeseries_key = " +
-                            std::to_string(timeseries_key(*latency))) != "0";
+                            std::to_string(latency->key())) != "0";
   }));
 
   // Deleted from the registry: the next refresh removes it from the collector.

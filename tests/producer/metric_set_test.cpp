@@ -48,13 +48,13 @@ TEST_CASE("every helper's sample: target, metric fields, datum type, one timesta
       DatumType::kHistogramI64,  DatumType::kHistogramU64};
   for (std::size_t i = 0; i < samples.size(); ++i) {
     CAPTURE(i);
-    CHECK(samples[i].target == service_target());
-    CHECK(samples[i].timeseries_version == 1);
+    CHECK(samples[i].target() == service_target());
+    CHECK(samples[i].timeseries_version() == 1);
     CHECK(samples[i].timestamp == samples[0].timestamp);
     CHECK(datum_type(samples[i].datum) == types[i]);
     CHECK(validate_sample(samples[i]).ok());
   }
-  CHECK(samples[0].metric == Metric{"request_count", route});
+  CHECK(samples[0].metric() == Metric{"request_count", route});
   CHECK(std::get<Cumulative<uint64_t>>(samples[0].datum).value == 3);
   CHECK(std::get<double>(samples[3].datum) == 21.5);
   CHECK(std::get<std::string>(samples[7].datum) == "1.0.0");

@@ -22,7 +22,8 @@ class FakeProducer : public Producer {
 
   Status produce(std::vector<Sample>& out) override {
     if (busy_.exchange(true)) reentered_ = true;
-    out.push_back(Sample{Target{"disk", {}}, Metric{"used_bytes", {}}, 1, now(), uint64_t{5}});
+    out.push_back(
+        Sample{make_timeseries(Target{"disk", {}}, Metric{"used_bytes", {}}), now(), uint64_t{5}});
     Status result;
     switch (mode_) {
       case Mode::kSamples:
@@ -34,7 +35,8 @@ class FakeProducer : public Producer {
         busy_ = false;
         throw std::runtime_error("boom");
       case Mode::kInvalidSample:
-        out.push_back(Sample{Target{"disk", {}}, Metric{"Bad Name", {}}, 1, now(), 1.0});
+        out.push_back(
+            Sample{make_timeseries(Target{"disk", {}}, Metric{"Bad Name", {}}), now(), 1.0});
         break;
     }
     busy_ = false;

@@ -17,10 +17,10 @@ std::vector<Sample> fixed_samples() {
   const Target target{"disk", {{"device", std::string("nvme0")}}};
   const Timestamp at = kStart + std::chrono::microseconds(123'456);
   return {
-      Sample{target, Metric{"reads", {}}, 1, at, Cumulative<uint64_t>{kStart, 1234}},
-      Sample{target, Metric{"busy_ratio", {}}, 1, at, 0.25},
+      Sample{make_timeseries(target, Metric{"reads", {}}), at, Cumulative<uint64_t>{kStart, 1234}},
+      Sample{make_timeseries(target, Metric{"busy_ratio", {}}), at, 0.25},
       Sample{
-          target, Metric{"latency", {{"op", std::string("read")}}}, 2, at,
+          make_timeseries(target, Metric{"latency", {{"op", std::string("read")}}}, 2), at,
           Histogram<double>{kStart, {{std::nullopt, 1}, {0.001, 4}}, 5, 0.0001, 0.004, 0.01, 1e-5}},
   };
 }
@@ -68,7 +68,7 @@ TEST_CASE_FIXTURE(Fixture, "GET /collect returns JSON the common decoder reads b
   REQUIRE((*items)[2].samples.size() == 1);
   const Sample& counter = (*items)[2].samples[0];
   CHECK(counter.timeseries_name() == "http_service:request_count");
-  CHECK(counter.metric.fields == Fields{{"status_code", uint16_t{200}}});
+  CHECK(counter.metric().fields == Fields{{"status_code", uint16_t{200}}});
   CHECK(std::get<Cumulative<uint64_t>>(counter.datum).value == 3);
 }
 
@@ -114,14 +114,14 @@ TEST_CASE_FIXTURE(Fixture, "the server measures itself: collections, bytes, late
   REQUIRE(items->size() == 4);  // the self-metrics are the last producer
   const auto& self = (*items)[3].samples;
   REQUIRE(self.size() == 6);
-  CHECK(self[0].target == Target{"tally_producer", {{"producer_id", id}}});
-  CHECK(self[0].metric == Metric{"collections", {{"format", std::string("oximeter")}}});
+  CHECK(self[0].target() == Target{"tally_producer", {{"producer_id", id}}});
+  CHECK(self[0].metric() == Metric{"collections", {{"format", std::string("oximeter")}}});
   CHECK(std::get<Cumulative<uint64_t>>(self[0].datum).value == 1);
-  CHECK(self[1].metric.name == "response_bytes");
+  CHECK(self[1].metric().name == "response_bytes");
   CHECK(std::get<Cumulative<uint64_t>>(self[1].datum).value == first->body.size());
-  CHECK(self[2].metric.name == "collection_latency");
+  CHECK(self[2].metric().name == "collection_latency");
   CHECK(std::get<Histogram<double>>(self[2].datum).n_samples == 1);
-  CHECK(self[3].metric == Metric{"collections", {{"format", std::string("prometheus")}}});
+  CHECK(self[3].metric() == Metric{"collections", {{"format", std::string("prometheus")}}});
 
   server->stop();
   CHECK(registry->size() == 3);  // the self-metrics leave with the server

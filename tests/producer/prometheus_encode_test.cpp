@@ -19,8 +19,9 @@ const Timestamp kNow = kStart + std::chrono::seconds(60);
 
 Sample sample(std::string target, Fields target_fields, std::string metric, Fields metric_fields,
               Datum datum) {
-  return Sample{Target{std::move(target), std::move(target_fields)},
-                Metric{std::move(metric), std::move(metric_fields)}, 1, kNow, std::move(datum)};
+  return Sample{make_timeseries(Target{std::move(target), std::move(target_fields)},
+                                Metric{std::move(metric), std::move(metric_fields)}),
+                kNow, std::move(datum)};
 }
 
 Sample api(std::string metric, Fields fields, Datum datum) {

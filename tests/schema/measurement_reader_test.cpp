@@ -140,8 +140,8 @@ TEST_CASE("read_samples joins the series and its measurements") {
   REQUIRE(samples->size() == 1);
   const Sample& s = (*samples)[0];
   CHECK(s.timeseries_name() == "svc:m");
-  CHECK(s.timeseries_version == 1);
-  CHECK(s.metric.fields.size() == 2);
+  CHECK(s.timeseries_version() == 1);
+  CHECK(s.metric().fields.size() == 2);
   CHECK(s.timestamp == at("2026-11-22T10:00:00Z"));
   CHECK(same_datum(s.datum, 2.5));
 }

@@ -8,13 +8,12 @@ namespace tally::schema {
 namespace {
 
 Sample latency_sample() {
-  Sample s;
-  s.target = {"http_service", {{"name", std::string("api")}, {"instance_id", Uuid{}}}};
-  s.metric = {"request_latency",
-              {{"status_code", uint16_t{200}}, {"route", std::string("/v1/items")}}};
-  s.timeseries_version = 3;
-  s.datum = 1.5;
-  return s;
+  return Sample{
+      make_timeseries({"http_service", {{"name", std::string("api")}, {"instance_id", Uuid{}}}},
+                      {"request_latency",
+                       {{"status_code", uint16_t{200}}, {"route", std::string("/v1/items")}}},
+                      3),
+      Timestamp{}, 1.5};
 }
 
 TEST_CASE("derive_schema sorts target and metric fields together by name with their source") {

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "support/child_process.h"
+#include "support/series.h"
 #include "support/test_db.h"
 #include "tally/collector/copy_writer.h"
 #include "tally/schema/migrations.h"
@@ -28,8 +29,10 @@ std::string at(int seconds) { return format_rfc3339(t0(seconds)); }
 Sample make(std::string target, Fields target_fields, std::string metric, Fields metric_fields,
             Timestamp t, Datum d) {
   Sample s;
-  s.target = {std::move(target), std::move(target_fields)};
-  s.metric = {std::move(metric), std::move(metric_fields)};
+  test::change_series(s, [&](Timeseries& t) {
+    t.target = {std::move(target), std::move(target_fields)};
+    t.metric = {std::move(metric), std::move(metric_fields)};
+  });
   s.timestamp = t;
   s.datum = std::move(d);
   return s;

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "copy_format.h"
-#include "tally/common/collect_json.h"
 #include "tally/collector/copy_writer.h"
+#include "tally/common/collect_json.h"
 #include "tally/common/pg.h"
 #include "tally/common/timeseries_key.h"
 #include "tally/schema/measurement_tables.h"
@@ -64,8 +64,7 @@ TableRows format_rows(const std::vector<tally::Sample>& batch) {
   TableRows rows;
   for (const tally::Sample& s : batch) {
     const auto table = tally::schema::measurement_table(tally::datum_type(s.datum));
-    tally::collector::append_measurement_row(rows[static_cast<int>(table)],
-                                             tally::timeseries_key(s), s);
+    tally::collector::append_measurement_row(rows[static_cast<int>(table)], s.key(), s);
   }
   return rows;
 }

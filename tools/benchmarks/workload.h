@@ -31,32 +31,32 @@ inline Timestamp bench_time(int64_t seconds_after_start) {
 // it has: "load_f4" is the gauge with 4 metric fields. i % 10 picks both the datum type and the
 // field count, giving 10 timeseries.
 inline Sample mix_sample(std::size_t producer, std::size_t i, int64_t scrape = 0) {
-  Sample s;
-  s.target.name = "bench_service";
-  s.target.fields = {{"name", std::string("svc") + std::to_string(producer)},
-                     {"instance", static_cast<uint32_t>(producer)}};
+  Target target{"bench_service",
+                {{"name", std::string("svc") + std::to_string(producer)},
+                 {"instance", static_cast<uint32_t>(producer)}}};
+  Metric metric;
   const std::size_t n_metric_fields = 2 + i % 5;
-  s.metric.fields.push_back({"route", "/v1/items/" + std::to_string(i / 8)});
-  s.metric.fields.push_back({"status_code", static_cast<uint16_t>(200 + (i % 8) * 50)});
-  if (n_metric_fields > 2)
-    s.metric.fields.push_back({"method", std::string(i % 3 ? "GET" : "POST")});
-  if (n_metric_fields > 3) s.metric.fields.push_back({"shard", static_cast<int64_t>(i % 16)});
-  if (n_metric_fields > 4) s.metric.fields.push_back({"zone", std::string("us-east-1a")});
-  if (n_metric_fields > 5) s.metric.fields.push_back({"cached", (i & 1) == 0});
+  metric.fields.push_back({"route", "/v1/items/" + std::to_string(i / 8)});
+  metric.fields.push_back({"status_code", static_cast<uint16_t>(200 + (i % 8) * 50)});
+  if (n_metric_fields > 2) metric.fields.push_back({"method", std::string(i % 3 ? "GET" : "POST")});
+  if (n_metric_fields > 3) metric.fields.push_back({"shard", static_cast<int64_t>(i % 16)});
+  if (n_metric_fields > 4) metric.fields.push_back({"zone", std::string("us-east-1a")});
+  if (n_metric_fields > 5) metric.fields.push_back({"cached", (i & 1) == 0});
+  Sample s;
   s.timestamp = bench_time(scrape * 10) + std::chrono::microseconds(123456 + i);
   const Timestamp start = bench_time(-3600);
   const double x = static_cast<double>(i) + 0.25 * static_cast<double>(scrape);
   switch (mix_datum_type(i)) {
     case DatumType::kF64:
-      s.metric.name = "load_f" + std::to_string(n_metric_fields);
+      metric.name = "load_f" + std::to_string(n_metric_fields);
       s.datum = x * 1.37 + 0.001;
       break;
     case DatumType::kCumulativeU64:
-      s.metric.name = "requests_f" + std::to_string(n_metric_fields);
+      metric.name = "requests_f" + std::to_string(n_metric_fields);
       s.datum = Cumulative<uint64_t>{start, static_cast<uint64_t>(i * 1000 + scrape * 17)};
       break;
     default: {
-      s.metric.name = "latency_f" + std::to_string(n_metric_fields);
+      metric.name = "latency_f" + std::to_string(n_metric_fields);
       Histogram<double> h;
       h.start_time = start;
       h.bins.push_back({std::nullopt, 1});
@@ -71,6 +71,7 @@ inline Sample mix_sample(std::size_t producer, std::size_t i, int64_t scrape = 0
       s.datum = std::move(h);
     }
   }
+  s.series = make_timeseries(std::move(target), std::move(metric));
   return s;
 }
 

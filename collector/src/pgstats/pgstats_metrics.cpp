@@ -124,12 +124,8 @@ std::vector<Sample> make_self_samples(const PgstatsSnapshot& s, const Uuid& coll
   std::vector<Sample> out;
   const Target target{"tally_collector", {{"collector_id", collector_id}}};
   const auto add = [&](std::string_view metric, Fields fields, Datum datum) {
-    Sample sample;
-    sample.target = target;
-    sample.metric = Metric{std::string(metric), std::move(fields)};
-    sample.timestamp = now;
-    sample.datum = std::move(datum);
-    out.push_back(std::move(sample));
+    out.push_back(Sample{make_timeseries(target, Metric{std::string(metric), std::move(fields)}),
+                         now, std::move(datum)});
   };
   int64_t by_source[2] = {0, 0};
   for (const TargetSnapshot& t : s.targets) ++by_source[t.source == "static" ? 0 : 1];

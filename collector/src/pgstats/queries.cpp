@@ -456,12 +456,8 @@ Result<std::vector<Sample>> to_samples(const QuerySpec& q, int version, const Re
       auto datum =
           parse_value(q, metric, row[static_cast<std::size_t>(metric_columns[i])], metric_start);
       if (!datum.ok()) return datum.status();
-      Sample s;
-      s.target = target;
-      s.metric = Metric{metric.name, fields};
-      s.timestamp = now;
-      s.datum = std::move(*datum);
-      out.push_back(std::move(s));
+      out.push_back(
+          Sample{make_timeseries(target, Metric{metric.name, fields}), now, std::move(*datum)});
     }
   }
   return out;

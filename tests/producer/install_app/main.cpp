@@ -10,10 +10,12 @@ namespace {
 class Uptime : public tally::Producer {
  public:
   tally::Status produce(std::vector<tally::Sample>& out) override {
-    out.push_back(tally::Sample{tally::Target{"app", {}}, tally::Metric{"uptime_seconds", {}}, 1,
-                                tally::now(), 42.0});
+    out.push_back({series_, tally::now(), 42.0});
     return {};
   }
+
+ private:
+  const tally::TimeseriesRef series_ = tally::make_timeseries({"app", {}}, {"uptime_seconds", {}});
 };
 
 int fail(const char* what) {

@@ -32,12 +32,37 @@ struct DecodeLimits {
   std::size_t max_samples = std::numeric_limits<std::size_t>::max();
 };
 
+// What decoding a producer's response keeps for decoding its next one: each sample's
+// timeseries, with the 128-bit hashes of the target's and the metric's JSON text it was decoded
+// from. Producers serve their series in the same order at every collection, so the n-th sample
+// of a response whose target text, metric text and version hash and compare as those of the
+// n-th sample of the last response shares its timeseries: no metric fields are decoded, checked,
+// hashed into a key or copied again. One per producer (the collector keeps one with each), used
+// by one decode at a time; it keeps the last successful response's timeseries alive.
+struct CollectDecodeMemo {
+  struct TextHash {  // XXH3-128 of a JSON text
+    uint64_t low = 0;
+    uint64_t high = 0;
+    bool operator==(const TextHash&) const = default;
+  };
+  struct Entry {
+    TextHash target;
+    TextHash metric;
+    uint32_t version = 1;
+    TimeseriesRef series;
+  };
+  std::vector<Entry> last;  // the samples of the last successful decode, in order
+  std::vector<Entry> next;  // filled by the decode under way (kept for its capacity)
+};
+
 // Decodes a whole response. Every sample is validated (validate_sample). On malformed input
 // nothing is returned but an error naming the JSON path and the problem, e.g.
 // "[0].info[3].measurement.datum: unknown type 'f65'" (code "decode"), or code
-// "too_many_samples" when the response holds more than limits.max_samples samples.
+// "too_many_samples" when the response holds more than limits.max_samples samples. With a memo
+// (see above) the samples share the timeseries of the last response's where they can.
 Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
-                                                         const DecodeLimits& limits = {});
+                                                         const DecodeLimits& limits = {},
+                                                         CollectDecodeMemo* memo = nullptr);
 
 // Encodes items as the JSON of §3.1. Floats that are NaN/±Inf become "NaN"/"Infinity"/"-Infinity".
 std::string encode_collect_response(std::span<const CollectItem> items);

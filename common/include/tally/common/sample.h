@@ -2,7 +2,7 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 
 #include "tally/common/datum.h"
@@ -23,28 +23,46 @@ struct Metric {
   bool operator==(const Metric&) const = default;
 };
 
-struct Sample {
+// What identifies a timeseries (DESIGN.md §2): its target, metric and version, with the key
+// they hash to. Immutable once made, and shared by the samples of the series, so that a sample
+// costs its timestamp and datum rather than copies of names and fields: decoders keep the
+// timeseries of a producer's last response and hand the same one to the next response's samples
+// (CollectDecodeMemo, the Prometheus parser's series cache).
+struct Timeseries {
   Target target;
   Metric metric;
-  uint32_t timeseries_version = 1;
-  Timestamp timestamp;
-  Datum datum;
-  // timeseries_key(*this), when whoever built the sample had it at hand: the Prometheus parser
-  // keeps it with each cached series, so the writer does not hash the same series text at every
-  // scrape. Empty means "not known" (the writer computes it). Whoever changes the target, the
-  // metric or the version of a sample must reset it; same_sample and the journal ignore it.
-  std::optional<int64_t> key;
+  uint32_t version = 1;
+  int64_t key = 0;  // timeseries_key of the above (make_timeseries computes it)
 
   // "target_name:metric_name"
-  std::string timeseries_name() const;
+  std::string name() const;
 };
 
-// Checks names, field names (rules, lengths, uniqueness across target and metric), the
-// version (≥ 1) and the datum (validate_datum). Messages name the offending part, e.g.
+using TimeseriesRef = std::shared_ptr<const Timeseries>;
+
+// The one way to make a Timeseries: the key is computed here, from what it identifies.
+TimeseriesRef make_timeseries(Target target, Metric metric, uint32_t version = 1);
+
+struct Sample {
+  TimeseriesRef series;  // never null in a sample that was made or decoded
+  Timestamp timestamp;
+  Datum datum;
+
+  const Target& target() const { return series->target; }
+  const Metric& metric() const { return series->metric; }
+  uint32_t timeseries_version() const { return series->version; }
+  int64_t key() const { return series->key; }
+  std::string timeseries_name() const { return series->name(); }
+};
+
+// Checks names, field names (rules, lengths, uniqueness across target and metric) and the
+// version (≥ 1). Messages name the offending part, e.g.
 // "field 'Bad-Name' of target 'x': must match [a-z][a-z0-9]*(_[a-z0-9]+)*".
+Status validate_timeseries(const Timeseries& t);
+// validate_timeseries, then the datum (validate_datum); a sample without a timeseries fails.
 Status validate_sample(const Sample& s);
 
-// Equality of every part, with same_datum for the datum.
+// Equality of every part (the timeseries by value), with same_datum for the datum.
 bool same_sample(const Sample& a, const Sample& b);
 
 }  // namespace tally

@@ -17,7 +17,8 @@ std::string canonical_series_text(std::string_view timeseries_name, uint32_t ver
                                   const Fields& target_fields, const Fields& metric_fields);
 int64_t timeseries_key(std::string_view timeseries_name, uint32_t version,
                        const Fields& target_fields, const Fields& metric_fields);
-int64_t timeseries_key(const Sample& s);
+// What make_timeseries stores in Timeseries::key.
+int64_t timeseries_key(const Target& target, const Metric& metric, uint32_t version);
 
 // A set of timeseries keys, for the writer's "series already stored" check that every sample
 // goes through: open addressing with linear probing, at most half full: 8 to 16 bytes per key

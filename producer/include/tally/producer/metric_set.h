@@ -72,7 +72,7 @@ class MetricSet final : public Producer {
   struct PrometheusCache;
 
   struct Entry {
-    Metric metric;
+    TimeseriesRef series;  // shared by the samples produce() makes
     DatumType type;
     std::unique_ptr<detail::MetricCell> cell;
     SampleJsonTemplate json;  // the series' constant JSON, rendered when it is created
