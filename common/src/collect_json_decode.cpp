@@ -130,6 +130,7 @@ enum SampleKey : unsigned { kName = 1, kVersion = 2, kTarget = 4, kMetric = 8, k
 constexpr std::array<std::string_view, 5> kSampleKeys = {"timeseries_name", "timeseries_version",
                                                          "target", "metric", "measurement"};
 constexpr std::array<std::string_view, 2> kOwnerKeys = {"name", "fields"};
+constexpr std::array<std::string_view, 2> kErrorKeys = {"type", "content"};
 
 // A parser holds several times the size of the largest document it has read. Buffers for
 // documents up to kRetainedDocumentSize are always kept. Larger ones are kept while such
@@ -281,6 +282,9 @@ Result<std::vector<CollectItem>> Decoder::decode(std::string_view json) {
   std::string& padded = buffers_.padded;
   padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(padded.data(), json.data(), json.size());
+  // On Demand may read the padding when it skips malformed text: zeros, not what an earlier
+  // document left there, so that the same text always decodes the same way.
+  std::memset(padded.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
 
   std::vector<CollectItem> items;
   od::document doc;
@@ -368,36 +372,39 @@ bool Decoder::decode_item(od::value v, CollectItem& item) {
 }
 
 // oximeter's MetricsError is a tagged enum: most variants carry a string, some an object and
-// some nothing. A non-string content is kept as its JSON text so that nothing is lost.
+// some nothing. A non-string content is kept as its JSON text so that nothing is lost. Walked
+// to its closing brace: read by lookups, an "info" whose content was followed by garbage
+// (`"content":[::1]:80 {…`) was accepted, or refused, depending on what the last document had
+// left in the padding (tools/fuzz, tests/fixtures/fuzz/collect_json/error_info_not_closed).
 bool Decoder::decode_producer_error(od::value v, ProducerError& error) {
   od::object obj;
   if (!get_object(v, obj)) return false;
-  std::string_view type;
-  if (!read_string_at(obj, "type", type)) return false;
-  error.type.assign(type);
-  od::value content;
-  auto e = obj.find_field_unordered("content").get(content);
-  if (e == simdjson::NO_SUCH_FIELD) return true;
-  if (e) return fail_json(e);
-  Scope scope(*this, "content");
-  od::json_type t;
-  if (auto te = content.type().get(t)) return fail_json(te);
-  std::string_view text;
-  if (t == od::json_type::string) {
-    if (!read_string(content, text)) return false;
-  } else if (t == od::json_type::object) {
-    od::object o;
-    if (!get_object(content, o)) return false;
-    if (auto re = o.raw_json().get(text)) return fail_json(re);
-  } else if (t == od::json_type::array) {
-    od::array a;
-    if (!get_array(content, a)) return false;
-    if (auto re = a.raw_json().get(text)) return fail_json(re);
-  } else {
-    text = trim_token(content.raw_json_token());
-  }
-  error.content.assign(text);
-  return true;
+  const auto read = [&](std::size_t k, od::value value) {
+    std::string_view text;
+    if (k == 0) {
+      if (!read_string(value, text)) return false;
+      error.type.assign(text);
+      return true;
+    }
+    od::json_type t;
+    if (auto e = value.type().get(t)) return fail_json(e);
+    if (t == od::json_type::string) {
+      if (!read_string(value, text)) return false;
+    } else if (t == od::json_type::object) {
+      od::object o;
+      if (!get_object(value, o)) return false;
+      if (auto e = o.raw_json().get(text)) return fail_json(e);
+    } else if (t == od::json_type::array) {
+      od::array a;
+      if (!get_array(value, a)) return false;
+      if (auto e = a.raw_json().get(text)) return fail_json(e);
+    } else {
+      text = trim_token(value.raw_json_token());
+    }
+    error.content.assign(text);
+    return true;
+  };
+  return walk(obj, kErrorKeys, 1u, read);
 }
 
 bool Decoder::decode_samples(od::value v, std::vector<Sample>& out) {

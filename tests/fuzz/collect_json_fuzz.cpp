@@ -1,6 +1,7 @@
 // decode_collect_response (DESIGN.md §3.1) on arbitrary bytes: no crash, UB or leak, and a
-// response that decodes re-encodes to JSON that decodes to the same items, and is refused with
-// "too_many_samples" under a limit of one sample fewer than it holds.
+// response that decodes re-encodes to JSON that decodes to the same items, decodes to the same
+// items again with a memo primed by that JSON and by itself (CollectDecodeMemo), and is refused
+// with "too_many_samples" under a limit of one sample fewer than it holds.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -43,6 +44,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   auto again = tally::decode_collect_response(json);
   check(again.ok(), "an encoded response decodes", again.ok() ? json : again.error() + "\n" + json);
   check(same_items(*items, *again), "decode(encode(items)) == items", json);
+
+  tally::CollectDecodeMemo memo;
+  auto primed = tally::decode_collect_response(json, {}, &memo);
+  check(primed.ok() && same_items(*items, *primed), "decode(encode(items)) with a memo == items",
+        json);
+  for (int round = 0; round < 2; ++round) {
+    auto remembered = tally::decode_collect_response(tally::fuzz::as_text(data, size), {}, &memo);
+    check(remembered.ok() && same_items(*items, *remembered),
+          "a response decoded with a memo of the same series == the response decoded without",
+          json);
+  }
 
   if (const std::size_t n = count_samples(*items); n > 0) {
     auto limited = tally::decode_collect_response(tally::fuzz::as_text(data, size), {n - 1});

@@ -42,8 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   for (std::size_t i = 0; i < first->size(); ++i) {
     const tally::Sample& a = (*first)[i];
     const tally::Sample& b = (*second)[i];
-    check(a.target == b.target && a.metric == b.metric && a.datum.index() == b.datum.index(),
-          "a second scrape yields the same series", a.timeseries_name());
+    check(
+        a.target() == b.target() && a.metric() == b.metric() && a.datum.index() == b.datum.index(),
+        "a second scrape yields the same series", a.timeseries_name());
   }
   for (const tally::Sample& s : *first) {
     const tally::Status valid = tally::validate_sample(s);
