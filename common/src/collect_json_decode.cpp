@@ -1172,6 +1172,7 @@ Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
   CollectDecodeMemo none;
   CollectDecodeMemo& m = memo ? *memo : none;
   m.next.clear();
+  m.next.reserve(m.last.size());
   Result<std::vector<CollectItem>> result = Decoder(limits, buffers, m).decode(json);
   buffers.after_decode(json.size());
   // A failed decode moved some entries out of `last`: the next one starts afresh.
@@ -1180,7 +1181,9 @@ Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
   } else {
     m.last.clear();
   }
-  m.next.clear();
+  // Between decodes only `last` is held: a producer's memo is polled once an interval, and
+  // 56 spare bytes per series over 10,000 producers is memory for nothing.
+  std::vector<CollectDecodeMemo::Entry>().swap(m.next);
   return result;
 }
 

@@ -52,7 +52,7 @@ struct CollectDecodeMemo {
     TimeseriesRef series;
   };
   std::vector<Entry> last;  // the samples of the last successful decode, in order
-  std::vector<Entry> next;  // filled by the decode under way (kept for its capacity)
+  std::vector<Entry> next;  // filled by the decode under way, empty between decodes
 };
 
 // Decodes a whole response. Every sample is validated (validate_sample). On malformed input
