@@ -349,10 +349,7 @@ Status decode_binary_samples(std::string_view payload, uint32_t count, std::vect
                          std::move(datum)});
   }
   if (!in.failed() && !in.at_end()) in.fail("bytes left after the last sample");
-  if (in.failed()) {
-    out.resize(first);
-    return Status::error(in.error());
-  }
+  if (in.failed()) return Status::error(in.error());
   return {};
 }
 

@@ -48,7 +48,7 @@ struct CollectDecodeMemo {
   struct Entry {
     TextHash target;
     TextHash metric;
-    uint32_t version = 1;
+    uint32_t version = 1;  // series->version, beside the hashes: a comparison reads this entry only
     TimeseriesRef series;
   };
   std::vector<Entry> last;  // the samples of the last successful decode, in order
