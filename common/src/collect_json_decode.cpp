@@ -24,10 +24,11 @@
 #include <type_traits>
 #include <utility>
 
+#include "collect_json_decode_paths.h"
 #include "tally/common/collect_json.h"
 #include "tally/common/names.h"
 
-namespace tally {
+namespace tally::collect_json {
 namespace {
 
 namespace od = simdjson::ondemand;
@@ -119,11 +120,6 @@ bool to_float(double d, float& out) {
   return true;
 }
 
-CollectDecodeMemo::TextHash hash_text(std::string_view text) {
-  const XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
-  return {h.low64, h.high64};
-}
-
 // The keys of a sample object, each a bit in the set of keys met.
 // The sample's keys; SampleKey bit k is kSampleKeys[k].
 enum SampleKey : unsigned { kName = 1, kVersion = 2, kTarget = 4, kMetric = 8, kMeasurement = 16 };
@@ -160,12 +156,21 @@ struct ParserBuffers {
   }
 };
 
+ParserBuffers& thread_buffers() {
+  thread_local ParserBuffers buffers;
+  return buffers;
+}
+
 class Decoder {
  public:
   Decoder(const DecodeLimits& limits, ParserBuffers& buffers, CollectDecodeMemo& memo)
       : limits_(limits), buffers_(buffers), memo_(memo) {}
 
   Result<std::vector<CollectItem>> decode(std::string_view json);
+  // A target's or metric's object from its text, which is followed by `capacity` - its size
+  // readable bytes (simdjson's padding).
+  template <class Owner>
+  bool decode_owner_text(std::string_view text, std::size_t capacity, Owner& owner);
 
  private:
   // Pushes a path segment for the lifetime of the scope.
@@ -197,8 +202,9 @@ class Decoder {
   bool check_sample(const Sample& s, std::string_view name);
   bool decode_target(od::value v);
   bool raw_object(od::value v, std::string_view& text);
+  // decode_owner_text for a text inside the document.
   template <class Owner>
-  bool decode_owner_text(std::string_view text, Owner& owner);
+  bool decode_owner_in_document(std::string_view text, Owner& owner);
   bool decode_fields(od::value v, Fields& out);
   bool decode_field(od::value v, std::string_view key, Field& field);
   bool decode_field_value(od::value v, FieldValue& out);
@@ -217,11 +223,9 @@ class Decoder {
   template <class T>
   bool decode_bins_into(od::value v, std::vector<Bin<T>>& bins);
   template <class T>
-  bool decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end, Bin<T>& bin,
-                  bool& unbounded_above);
+  bool decode_bin(od::value v, BinSequence<T>& sequence, Bin<T>& bin);
   template <class T>
-  bool decode_range(od::value v, std::size_t i, std::optional<T>& prev_end, Bin<T>& bin,
-                    bool& unbounded_above);
+  bool decode_range(od::value v, BinSequence<T>& sequence, Bin<T>& bin);
   bool decode_missing(od::value& body, Datum& out);
 
   // Scalars and containers of the current value.
@@ -470,35 +474,22 @@ bool Decoder::decode_sample_key(SampleKey key, od::value v, Sample& s, SampleHea
 // (validate_timeseries) and its key hashed once, here.
 bool Decoder::resolve_series(Sample& s, const SampleHead& head) {
   const CollectDecodeMemo::TextHash metric_hash = hash_text(head.metric_json);
-  const std::size_t n = memo_.next.size();
-  if (n < memo_.last.size()) {
-    // The next sample's timeseries is wanted soon, and its control block is written then.
-    if (n + 1 < memo_.last.size()) __builtin_prefetch(memo_.last[n + 1].series.get(), 1);
-    CollectDecodeMemo::Entry& last = memo_.last[n];
-    if (last.metric == metric_hash && last.target == last_target_hash_ &&
-        last.version == head.version) {
-      s.series = last.series;
-      memo_.next.push_back(std::move(last));
-      return true;
-    }
-  }
+  s.series = reuse_series(memo_, last_target_hash_, metric_hash, head.version);
+  if (s.series) return true;
   Metric metric;
   {
     Scope scope(*this, "metric");
-    if (!decode_owner_text(head.metric_json, metric)) return false;
+    if (!decode_owner_in_document(head.metric_json, metric)) return false;
   }
   s.series = make_timeseries(last_target_, std::move(metric), head.version);
   if (Status st = validate_timeseries(*s.series); !st.ok()) return fail(st.message());
-  memo_.next.push_back({last_target_hash_, metric_hash, head.version, s.series});
+  memo_.next.push_back({last_target_hash_, metric_hash, head.version,
+                        static_cast<uint32_t>(head.metric_json.size()), s.series});
   return true;
 }
 
 bool Decoder::check_sample(const Sample& s, std::string_view name) {
-  const std::string& target = s.target().name;
-  const std::string& metric = s.metric().name;
-  const std::size_t colon = target.size();
-  if (name.size() != colon + 1 + metric.size() || name[colon] != ':' ||
-      name.substr(0, colon) != target || name.substr(colon + 1) != metric) {
+  if (!name_matches(name, *s.series)) {
     Scope scope(*this, "timeseries_name");
     return fail(quote(name) + " does not match the target and metric names " +
                 quote(s.timeseries_name()));
@@ -518,18 +509,20 @@ bool Decoder::decode_target(od::value v) {
   if (!raw_object(v, text)) return false;
   if (text == last_target_json_) return true;
   Target target;
-  if (!decode_owner_text(text, target)) return false;
+  if (!decode_owner_in_document(text, target)) return false;
   last_target_ = std::move(target);
   last_target_json_ = text;
   last_target_hash_ = hash_text(text);
   return true;
 }
 
-// The text of an object, skipped through the document.
+// The text of an object, skipped through the document, from its opening brace to its closing
+// one (raw_json() runs on to the next token): the canonical scanner hashes the same text.
 bool Decoder::raw_object(od::value v, std::string_view& text) {
   od::object obj;
   if (!get_object(v, obj)) return false;
   if (auto e = obj.raw_json().get(text)) return fail_json(e);
+  text = trim_token(text);
   return true;
 }
 
@@ -537,11 +530,16 @@ bool Decoder::raw_object(od::value v, std::string_view& text) {
 // member to its closing brace, so the skip through the document (which checks no syntax) lets
 // nothing malformed through.
 template <class Owner>
-bool Decoder::decode_owner_text(std::string_view text, Owner& owner) {
-  od::document doc;
+bool Decoder::decode_owner_in_document(std::string_view text, Owner& owner) {
   // The text lies inside the document, so the document's padding follows it.
   const std::string& padded = buffers_.padded;
   const auto capacity = static_cast<std::size_t>(padded.data() + padded.size() - text.data());
+  return decode_owner_text(text, capacity, owner);
+}
+
+template <class Owner>
+bool Decoder::decode_owner_text(std::string_view text, std::size_t capacity, Owner& owner) {
+  od::document doc;
   if (auto e = buffers_.part_parser.iterate(text.data(), text.size(), capacity).get(doc)) {
     return fail_json(e);
   }
@@ -791,51 +789,32 @@ bool Decoder::decode_histogram(od::value& body, Datum& out) {
   return walk(obj, kKeys, 0x7f, read);
 }
 
-// The bins are gathered in a per-thread buffer and copied once at their exact count: one
-// allocation per histogram, and no slack kept in the samples.
-constexpr std::size_t kRetainedBins = 1024;
-
-template <class T>
-std::vector<Bin<T>>& bin_scratch() {
-  thread_local std::vector<Bin<T>> bins;
-  return bins;
-}
-
 template <class T>
 bool Decoder::decode_bins(od::value v, std::vector<Bin<T>>& out) {
-  std::vector<Bin<T>>& bins = bin_scratch<T>();
-  bins.clear();
-  const bool ok = decode_bins_into(v, bins);
-  if (ok) out.assign(bins.begin(), bins.end());
-  if (bins.capacity() > kRetainedBins) std::vector<Bin<T>>().swap(bins);  // a rare huge one
-  return ok;
+  return gather_bins(out, [&](std::vector<Bin<T>>& bins) { return decode_bins_into(v, bins); });
 }
 
 template <class T>
 bool Decoder::decode_bins_into(od::value v, std::vector<Bin<T>>& bins) {
   od::array arr;
   if (!get_array(v, arr)) return false;
-  std::optional<T> prev_end;
-  bool unbounded_above = false;
+  BinSequence<T> sequence;
   std::size_t i = 0;
   for (auto element : arr) {
-    Scope scope(*this, i);
-    if (unbounded_above) return fail("a bin follows the range_from bin, which must be the last");
+    Scope scope(*this, i++);
+    if (auto problem = sequence.next()) return fail(*problem);
     od::value bin;
     if (auto e = element.get(bin)) return fail_json(e);
-    if (!decode_bin(bin, i, prev_end, bins.emplace_back(), unbounded_above)) return false;
-    ++i;
+    if (!decode_bin(bin, sequence, bins.emplace_back())) return false;
   }
-  if (bins.empty()) return fail("a histogram needs at least one bin");
-  if (!unbounded_above) return fail("the last bin must be range_from (unbounded above)");
+  if (auto problem = sequence.finish()) return fail(*problem);
   return true;
 }
 
 // Turns one oximeter range into a lower edge, checking that it starts where the previous
 // bin ended: the model keeps only lower edges, so a gap or overlap could not be represented.
 template <class T>
-bool Decoder::decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end, Bin<T>& bin,
-                         bool& unbounded_above) {
+bool Decoder::decode_bin(od::value v, BinSequence<T>& sequence, Bin<T>& bin) {
   od::object obj;
   if (!get_object(v, obj)) return false;
   // Walked, not read by lookups: a "count" lookup after a malformed range tripped simdjson 3.0's
@@ -843,15 +822,13 @@ bool Decoder::decode_bin(od::value v, std::size_t i, std::optional<T>& prev_end,
   // range_not_closed).
   static constexpr std::array<std::string_view, 2> kKeys = {"range", "count"};
   const auto read = [&](std::size_t k, od::value value) {
-    return k == 0 ? decode_range(value, i, prev_end, bin, unbounded_above)
-                  : read_number(value, bin.count);
+    return k == 0 ? decode_range(value, sequence, bin) : read_number(value, bin.count);
   };
   return walk(obj, kKeys, 3u, read);
 }
 
 template <class T>
-bool Decoder::decode_range(od::value range_value, std::size_t i, std::optional<T>& prev_end,
-                           Bin<T>& bin, bool& unbounded_above) {
+bool Decoder::decode_range(od::value range_value, BinSequence<T>& sequence, Bin<T>& bin) {
   od::object range;
   if (!get_object(range_value, range)) return false;
   std::string_view kind;
@@ -865,23 +842,11 @@ bool Decoder::decode_range(od::value range_value, std::size_t i, std::optional<T
   }
   if (has_start && !read_number_at(range, "start", start)) return false;
   if (has_end && !read_number_at(range, "end", end)) return false;
-  if constexpr (std::is_floating_point_v<T>) {
-    if ((has_start && std::isnan(start)) || (has_end && std::isnan(end))) {
-      return fail("a bin edge is NaN");
-    }
-  }
-  if (!has_start && i != 0) return fail("only the first bin may be range_to");
-  if (has_start && prev_end && start != *prev_end) {
-    return fail("bins are not contiguous: this one starts at " + number_text(start) +
-                " but the previous one ends at " + number_text(*prev_end));
-  }
-  if (has_start && has_end && !(start < end)) {
-    return fail("empty range: start " + number_text(start) + " is not below end " +
-                number_text(end));
+  if (auto problem = sequence.add(has_start ? std::optional<T>(start) : std::nullopt,
+                                  has_end ? std::optional<T>(end) : std::nullopt)) {
+    return fail(*problem);
   }
   if (has_start) bin.lower = start;
-  if (has_end) prev_end = end;
-  unbounded_above = !has_end;
   // Walk the range to its closing brace, which checks its syntax: left half read, a malformed
   // tail (`"end":0 x}`) made the "count" lookup below corrupt memory inside simdjson 3.0's
   // On Demand skipping (found by tools/fuzz, tests/fixtures/fuzz/collect_json).
@@ -1086,7 +1051,18 @@ bool Decoder::read_integer(od::value& v, Int& out) {
 // A float is a JSON number or one of the strings oximeter writes for the non-finite values.
 bool Decoder::read_double(od::value& v, double& out, std::string_view type) {
   const simdjson::error_code e = v.get_double().get(out);
-  if (!e) return true;
+  if (!e) {
+    // simdjson 3.0 misreads a number with 20 or more digits after "0." (simdjson issue 2093:
+    // 0.95000000000000000000 read as 0.0277); such rare long numbers are read again by
+    // from_chars, which rounds correctly, where it can.
+    const std::string_view token = trim_token(v.raw_json_token());
+    if (token.size() > 20) {
+      double exact = 0;
+      auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), exact);
+      if (ec == std::errc() && ptr == token.data() + token.size()) out = exact;
+    }
+    return true;
+  }
   od::json_type t;
   if (auto te = v.type().get(t)) return fail_json(te);
   if (t != od::json_type::string) return fail_number(v, e, type, "a number");
@@ -1163,18 +1139,72 @@ std::string Decoder::path() const {
   return out;
 }
 
+template <class Owner>
+bool decode_owner_json(std::string_view text, Owner& owner) {
+  thread_local std::string padded;
+  padded.assign(text);
+  padded.append(simdjson::SIMDJSON_PADDING, '\0');
+  const DecodeLimits limits;
+  CollectDecodeMemo none;
+  return Decoder(limits, thread_buffers(), none)
+      .decode_owner_text(std::string_view(padded.data(), text.size()), padded.size(), owner);
+}
+
 }  // namespace
+
+Result<std::vector<CollectItem>> decode_general(std::string_view json, const DecodeLimits& limits,
+                                                CollectDecodeMemo& memo) {
+  ParserBuffers& buffers = thread_buffers();
+  Result<std::vector<CollectItem>> result = Decoder(limits, buffers, memo).decode(json);
+  buffers.after_decode(json.size());
+  return result;
+}
+
+bool decode_target_text(std::string_view text, Target& out) { return decode_owner_json(text, out); }
+
+bool decode_metric_text(std::string_view text, Metric& out) { return decode_owner_json(text, out); }
+
+CollectDecodeMemo::TextHash hash_text(std::string_view text) {
+  const XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
+  return {h.low64, h.high64};
+}
+
+TimeseriesRef reuse_series(CollectDecodeMemo& memo, const CollectDecodeMemo::TextHash& target,
+                           const CollectDecodeMemo::TextHash& metric, uint32_t version) {
+  const std::size_t n = memo.next.size();
+  if (n >= memo.last.size()) return nullptr;
+  // The next sample's timeseries is wanted soon, and its control block is written then.
+  if (n + 1 < memo.last.size()) __builtin_prefetch(memo.last[n + 1].series.get(), 1);
+  CollectDecodeMemo::Entry& last = memo.last[n];
+  if (last.metric != metric || last.target != target || last.version != version) return nullptr;
+  TimeseriesRef series = last.series;
+  memo.next.push_back(std::move(last));
+  return series;
+}
+
+bool name_matches(std::string_view name, const Timeseries& series) {
+  const std::string& target = series.target.name;
+  const std::string& metric = series.metric.name;
+  const std::size_t colon = target.size();
+  return name.size() == colon + 1 + metric.size() && name[colon] == ':' &&
+         name.substr(0, colon) == target && name.substr(colon + 1) == metric;
+}
+
+}  // namespace tally::collect_json
+
+namespace tally {
 
 Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
                                                          const DecodeLimits& limits,
                                                          CollectDecodeMemo* memo) {
-  thread_local ParserBuffers buffers;
   CollectDecodeMemo none;
   CollectDecodeMemo& m = memo ? *memo : none;
   m.next.clear();
   m.next.reserve(m.last.size());
-  Result<std::vector<CollectItem>> result = Decoder(limits, buffers, m).decode(json);
-  buffers.after_decode(json.size());
+  Result<std::vector<CollectItem>> result = [&]() -> Result<std::vector<CollectItem>> {
+    if (auto items = collect_json::decode_canonical(json, limits, m)) return std::move(*items);
+    return collect_json::decode_general(json, limits, m);
+  }();
   // A failed decode moved some entries out of `last`: the next one starts afresh.
   if (result.ok()) {
     std::swap(m.last, m.next);

@@ -23,6 +23,18 @@ inline Timestamp ts(std::string_view text) {
   return *t;
 }
 
+inline Uuid uuid(std::string_view text) {
+  Result<Uuid> u = Uuid::parse(text);
+  REQUIRE_MESSAGE(u.ok(), u.error());
+  return *u;
+}
+
+inline IpAddr ip(std::string_view text) {
+  Result<IpAddr> a = IpAddr::parse(text);
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  return *a;
+}
+
 template <class T>
 Histogram<T> histogram(Timestamp start, std::vector<std::optional<T>> edges, uint64_t seed) {
   Histogram<T> h;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collect_json_decode_paths.h"
 #include "tally/collector/prometheus_parser.h"
 #include "tally/common/collect_json.h"
 #include "workload.h"
@@ -153,12 +154,13 @@ std::size_t count_fields(const std::vector<tally::Sample>& samples) {
 // A decode of the whole body per iteration, its result checked and freed inside the timed loop.
 // The decoder keeps its per-thread parser buffers across calls, as a collector's decode thread
 // does while it polls producers of this size (the steady state).
-void decode_json(benchmark::State& state, tally::CollectDecodeMemo* memo) {
+template <class Decode>
+void decode_json(benchmark::State& state, Decode&& decode) {
   const std::string& body = json_body();
   const std::size_t expected_fields = count_fields(tally::bench::mix_samples(0, kSamples));
   std::size_t samples = 0;
   for (auto _ : state) {
-    auto items = tally::decode_collect_response(body, {}, memo);
+    auto items = decode(body);
     if (!items.ok() || items->size() != 1 || (*items)[0].samples.size() != kSamples ||
         count_fields((*items)[0].samples) != expected_fields) {
       state.SkipWithError("decode failed");
@@ -174,14 +176,31 @@ void decode_json(benchmark::State& state, tally::CollectDecodeMemo* memo) {
 // the timeseries of the last response's (the same series in the same order).
 void BM_DecodeJson(benchmark::State& state) {
   tally::CollectDecodeMemo memo;
-  decode_json(state, &memo);
+  decode_json(state, [&](std::string_view body) {
+    return tally::decode_collect_response(body, {}, &memo);
+  });
 }
 BENCHMARK(BM_DecodeJson);
 
 // No memo: every metric is decoded, checked and hashed, as on a producer's first collection or
 // when all its series changed.
-void BM_DecodeJsonFirstCollection(benchmark::State& state) { decode_json(state, nullptr); }
+void BM_DecodeJsonFirstCollection(benchmark::State& state) {
+  decode_json(state, [](std::string_view body) { return tally::decode_collect_response(body); });
+}
 BENCHMARK(BM_DecodeJsonFirstCollection);
+
+// The general decoder alone, with a memo: what a response the canonical scanner refuses costs
+// (one written with escapes, say), and what every response cost before the scanner.
+void BM_DecodeJsonGeneral(benchmark::State& state) {
+  tally::CollectDecodeMemo memo;
+  decode_json(state, [&](std::string_view body) {
+    auto items = tally::collect_json::decode_general(body, {}, memo);
+    std::swap(memo.last, memo.next);
+    memo.next.clear();
+    return items;
+  });
+}
+BENCHMARK(BM_DecodeJsonGeneral);
 
 // The least any Prometheus parser does: split lines, skip comments, read each value. A floor,
 // not a parser (no labels, no families, no validation).

@@ -49,6 +49,7 @@ struct CollectDecodeMemo {
     TextHash target;
     TextHash metric;
     uint32_t version = 1;  // series->version, beside the hashes: a comparison reads this entry only
+    uint32_t metric_size = 0;  // of the metric's text: how much text to hash for the next match
     TimeseriesRef series;
   };
   std::vector<Entry> last;  // the samples of the last successful decode, in order
@@ -59,7 +60,9 @@ struct CollectDecodeMemo {
 // nothing is returned but an error naming the JSON path and the problem, e.g.
 // "[0].info[3].measurement.datum: unknown type 'f65'" (code "decode"), or code
 // "too_many_samples" when the response holds more than limits.max_samples samples. With a memo
-// (see above) the samples share the timeseries of the last response's where they can.
+// (see above) the samples share the timeseries of the last response's where they can. The layout
+// producers write is read by a one-pass scanner, anything else by simdjson's On Demand, with the
+// same result (common/src/collect_json_decode_paths.h).
 Result<std::vector<CollectItem>> decode_collect_response(std::string_view json,
                                                          const DecodeLimits& limits = {},
                                                          CollectDecodeMemo* memo = nullptr);
