@@ -21,7 +21,6 @@
 
 #include <array>
 #include <charconv>
-#include <cmath>
 #include <limits>
 #include <type_traits>
 #include <utility>

@@ -87,13 +87,6 @@ std::string clip(std::string_view text) {
 
 std::string quote(std::string_view text) { return "'" + clip(text) + "'"; }
 
-template <class T>
-std::string number_text(T value) {
-  char buf[64];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  return std::string(buf, ptr);
-}
-
 std::string_view trim_token(std::string_view token) {
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' ||
                             token.back() == '\r')) {
@@ -1055,8 +1048,8 @@ bool Decoder::read_double(od::value& v, double& out, std::string_view type) {
     // simdjson 3.0 misreads a number with 20 or more digits after "0." (simdjson issue 2093:
     // 0.95000000000000000000 read as 0.0277); such rare long numbers are read again by
     // from_chars, which rounds correctly, where it can.
-    const std::string_view token = trim_token(v.raw_json_token());
-    if (token.size() > 20) {
+    if (std::string_view token = v.raw_json_token(); token.size() > 20) {
+      token = trim_token(token);
       double exact = 0;
       auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), exact);
       if (ec == std::errc() && ptr == token.data() + token.size()) out = exact;

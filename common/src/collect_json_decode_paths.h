@@ -37,6 +37,14 @@ Result<std::vector<CollectItem>> decode_general(std::string_view json, const Dec
 
 // Shared by both decoders.
 
+// A number as text for a message: "0.5", "-3".
+template <class T>
+std::string number_text(T value) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, ptr);
+}
+
 CollectDecodeMemo::TextHash hash_text(std::string_view text);
 
 // The n-th sample's timeseries (n = memo.next.size()) when the n-th entry of memo.last has these
@@ -84,12 +92,6 @@ class BinSequence {
   std::optional<std::string> finish() const;
 
  private:
-  static std::string text(T value) {
-    char buf[64];
-    auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    return std::string(buf, ptr);
-  }
-
   std::size_t count_ = 0;
   std::optional<T> prev_end_;
   bool unbounded_above_ = false;
@@ -108,11 +110,11 @@ std::optional<std::string> BinSequence<T>::add(std::optional<T> start, std::opti
   }
   if (!start && count_ != 0) return "only the first bin may be range_to";
   if (start && prev_end_ && *start != *prev_end_) {
-    return "bins are not contiguous: this one starts at " + text(*start) +
-           " but the previous one ends at " + text(*prev_end_);
+    return "bins are not contiguous: this one starts at " + number_text(*start) +
+           " but the previous one ends at " + number_text(*prev_end_);
   }
   if (start && end && !(*start < *end)) {
-    return "empty range: start " + text(*start) + " is not below end " + text(*end);
+    return "empty range: start " + number_text(*start) + " is not below end " + number_text(*end);
   }
   if (end) prev_end_ = end;
   unbounded_above_ = !end;
