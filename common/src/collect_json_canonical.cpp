@@ -405,10 +405,9 @@ bool read_range(Scanner& in, std::optional<T>& start, std::optional<T>& end) {
 // One bin: {"range":{…},"count":…}.
 template <class T>
 bool read_bin(Scanner& in, BinSequence<T>& sequence, Bin<T>& bin) {
-  static constexpr std::array<std::string_view, 2> kKeys = {"range", "count"};
   std::optional<T> start;
   std::optional<T> end;
-  const bool ok = read_object(in, kKeys, 3u, [&](std::size_t k) {
+  const bool ok = read_object(in, kBinKeys, 3u, [&](std::size_t k) {
     return k == 0 ? read_range(in, start, end) : read_value(in, bin.count);
   });
   if (!ok || sequence.add(start, end)) return false;
@@ -429,9 +428,7 @@ bool read_bins(Scanner& in, std::vector<Bin<T>>& out) {
 
 template <class T>
 bool read_value(Scanner& in, Histogram<T>& out) {
-  static constexpr std::array<std::string_view, 7> kKeys = {
-      "start_time", "bins", "n_samples", "min", "max", "sum_of_samples", "squared_mean"};
-  return read_object(in, kKeys, 0x7fu, [&](std::size_t k) {
+  return read_object(in, kHistogramKeys, 0x7fu, [&](std::size_t k) {
     switch (k) {
       case 0:
         return read_value(in, out.start_time);
@@ -523,14 +520,12 @@ class CanonicalDecoder {
   }
 
   bool read_sample(Sample& s) {
-    static constexpr std::array<std::string_view, 5> kKeys = {
-        "timeseries_name", "timeseries_version", "target", "metric", "measurement"};
     std::string_view name;
     uint32_t version = 1;
     std::string_view target_text;
     std::string_view metric_text;
     CollectDecodeMemo::TextHash metric_hash;
-    const bool ok = read_object(in_, kKeys, 0b11101u, [&](std::size_t k) {
+    const bool ok = read_object(in_, kSampleKeys, 0b11101u, [&](std::size_t k) {
       switch (k) {
         case 0:
           return in_.string(name);

@@ -113,11 +113,8 @@ bool to_float(double d, float& out) {
   return true;
 }
 
-// The keys of a sample object, each a bit in the set of keys met.
-// The sample's keys; SampleKey bit k is kSampleKeys[k].
+// The sample's keys as bits of the set of keys met: SampleKey bit k is kSampleKeys[k].
 enum SampleKey : unsigned { kName = 1, kVersion = 2, kTarget = 4, kMetric = 8, kMeasurement = 16 };
-constexpr std::array<std::string_view, 5> kSampleKeys = {"timeseries_name", "timeseries_version",
-                                                         "target", "metric", "measurement"};
 constexpr std::array<std::string_view, 2> kOwnerKeys = {"name", "fields"};
 constexpr std::array<std::string_view, 2> kErrorKeys = {"type", "content"};
 
@@ -759,8 +756,6 @@ bool Decoder::decode_histogram(od::value& body, Datum& out) {
   // Walked, not read by lookups: a lookup of "n_samples" after bins that were not closed
   // (`"count":23[{…`) tripped simdjson 3.0's On Demand (an assertion in the fuzz build, memory
   // corruption in Release: tools/fuzz, tests/fixtures/fuzz/collect_json/bins_not_closed).
-  static constexpr std::array<std::string_view, 7> kKeys = {
-      "start_time", "bins", "n_samples", "min", "max", "sum_of_samples", "squared_mean"};
   const auto read = [&](std::size_t k, od::value v) {
     switch (k) {
       case 0:
@@ -779,7 +774,7 @@ bool Decoder::decode_histogram(od::value& body, Datum& out) {
         return read_number(v, h.squared_mean);
     }
   };
-  return walk(obj, kKeys, 0x7f, read);
+  return walk(obj, kHistogramKeys, 0x7f, read);
 }
 
 template <class T>
@@ -813,11 +808,10 @@ bool Decoder::decode_bin(od::value v, BinSequence<T>& sequence, Bin<T>& bin) {
   // Walked, not read by lookups: a "count" lookup after a malformed range tripped simdjson 3.0's
   // On Demand even with the range walked (tools/fuzz, tests/fixtures/fuzz/collect_json/
   // range_not_closed).
-  static constexpr std::array<std::string_view, 2> kKeys = {"range", "count"};
   const auto read = [&](std::size_t k, od::value value) {
     return k == 0 ? decode_range(value, sequence, bin) : read_number(value, bin.count);
   };
-  return walk(obj, kKeys, 3u, read);
+  return walk(obj, kBinKeys, 3u, read);
 }
 
 template <class T>

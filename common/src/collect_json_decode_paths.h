@@ -10,6 +10,7 @@
 // collect_json_canonical_test.cpp and tests/fuzz/collect_json_fuzz.cpp check both ways).
 #pragma once
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -36,6 +37,14 @@ Result<std::vector<CollectItem>> decode_general(std::string_view json, const Dec
                                                 CollectDecodeMemo& memo);
 
 // Shared by both decoders.
+
+// The keys of the objects both decoders read by walking their members: a member's position in
+// its list is the case that reads it, and the bit it sets in the set of keys met.
+inline constexpr std::array<std::string_view, 5> kSampleKeys = {
+    "timeseries_name", "timeseries_version", "target", "metric", "measurement"};
+inline constexpr std::array<std::string_view, 7> kHistogramKeys = {
+    "start_time", "bins", "n_samples", "min", "max", "sum_of_samples", "squared_mean"};
+inline constexpr std::array<std::string_view, 2> kBinKeys = {"range", "count"};
 
 // A number as text for a message: "0.5", "-3".
 template <class T>

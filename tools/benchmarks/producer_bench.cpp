@@ -160,11 +160,17 @@ class CpuSplit {
   double client_start_;
 };
 
-// GET `url` with one connection per request, through the blocking client of
-// common/src/http_client.cpp. Untimed, the first response sizes the server's buffer and warms the
-// threads' heaps, as the first poll of a collector does; the figure is the steady state of later
-// polls.
-void get_per_connection(benchmark::State& state, const std::string& url) {
+// Starts `server` and GETs its /collect with one connection per request, through the blocking
+// client of common/src/http_client.cpp. Untimed, the first response sizes the server's buffer
+// and warms the threads' heaps, as the first poll of a collector does; the figure is the steady
+// state of later polls.
+template <class Server>
+void get_per_connection(benchmark::State& state, Server& server) {
+  if (!server.start().ok()) {
+    state.SkipWithError("cannot start the server");
+    return;
+  }
+  const std::string url = "http://" + server.address() + "/collect";
   if (auto r = tally::http_request({}, "GET", url); !r.ok() || r->status != 200) {
     state.SkipWithError("warm-up request failed");
     return;
@@ -185,11 +191,7 @@ void get_per_connection(benchmark::State& state, const std::string& url) {
 void BM_Serve10kHttp(benchmark::State& state) {
   auto registry = registry_with_10k_samples(state.range(0) != 0);
   tally::ProducerServer server(registry, {.self_metrics = false});
-  if (!server.start().ok()) {
-    state.SkipWithError("cannot start the server");
-    return;
-  }
-  get_per_connection(state, "http://" + server.address() + "/collect");
+  get_per_connection(state, server);
 }
 BENCHMARK(BM_Serve10kHttp)
     ->Arg(0)
@@ -207,11 +209,7 @@ void BM_Serve10kHttpPrerendered(benchmark::State& state) {
   tally::HttpServer server({.server_name = "tally-producer"}, [&body](const tally::HttpRequest&) {
     return tally::HttpResponse::json(200, body);
   });
-  if (!server.start().ok()) {
-    state.SkipWithError("cannot start the server");
-    return;
-  }
-  get_per_connection(state, "http://" + server.address() + "/collect");
+  get_per_connection(state, server);
 }
 BENCHMARK(BM_Serve10kHttpPrerendered)
     ->Arg(0)
